@@ -1,0 +1,407 @@
+"""The one fast training loop, plus prediction and input sensitivity.
+
+Victims, shadows, post-pruning fine-tuning and the defenses all train through
+:func:`fit` (PAPER.md, "Models and training"): Adam (lr 1e-3, weight decay
+5e-4), batch 128, early stopping on dev accuracy with patience 5, and the
+best-dev checkpoint restored at the end. No learning-rate schedule and no
+data augmentation.
+
+Speed (DESIGN.md, "Speed"): the whole dataset sits on the training device as
+tensors and batches are gathered by index from a seeded permutation, so there
+are no DataLoader workers and no per-sample Python. The step never calls
+``.item()``; losses are accumulated on the device and read once per epoch. On
+CUDA the forward runs under bf16 autocast and convnets use channels_last.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from miakit.data import Data
+
+__all__ = [
+    "FitResult",
+    "Objective",
+    "TrainConfig",
+    "accuracy",
+    "batches",
+    "fit",
+    "logits",
+    "make_optimizer",
+    "predict",
+    "resolve_device",
+    "seed_everything",
+    "sensitivity",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters (PAPER.md, "Models and training").
+
+    Attributes:
+        epochs: maximum number of epochs (paper: 100 for images, 50 tabular).
+        batch_size: minibatch size (paper: 128).
+        lr: Adam learning rate (paper: 1e-3).
+        weight_decay: Adam weight decay (paper: 5e-4).
+        patience: early-stopping patience in epochs on dev accuracy (paper: 5).
+            ``0`` disables early stopping (all epochs run; best-dev still kept).
+        seed: seed for the batch order (and dropout) of this run.
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    patience: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0 and math.isfinite(self.lr),
+            "weight_decay": self.weight_decay >= 0,
+            "patience": self.patience >= 0,
+            "seed": self.seed >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"TrainConfig.{name}={getattr(self, name)!r} is invalid: epochs and "
+                    "batch_size must be >= 1, lr > 0, weight_decay/patience/seed >= 0"
+                )
+
+    def halved(self) -> TrainConfig:
+        """The post-pruning fine-tuning schedule: half the epochs, same optimizer.
+
+        PAPER.md, "Pruning": fine-tune for half the training epochs (50 images /
+        25 tabular) with the same optimizer settings and early stopping.
+        """
+        return TrainConfig(**{**asdict(self), "epochs": max(1, self.epochs // 2)})
+
+
+class Objective(Protocol):
+    """A training loss: ``objective(model, x, y) -> scalar loss``.
+
+    The default is cross-entropy on ``model(x)``. Defenses (PPB, adversarial
+    regularisation) and network slimming's L1 penalty plug in here. An
+    objective must not synchronise with the host (no ``.item()``).
+    """
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor: ...
+
+
+def cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """The plain objective: mean cross-entropy of ``model(x)`` against ``y``."""
+    return F.cross_entropy(model(x), y)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did.
+
+    Attributes:
+        best_epoch: 1-based epoch whose weights were kept (0 = the initial ones).
+        best_dev_acc: dev accuracy of the kept weights.
+        epochs_run: epochs actually trained before stopping.
+        history: one dict per epoch: ``epoch``, ``train_loss``, ``dev_acc``.
+        stopped_early: whether patience ran out before ``epochs``.
+    """
+
+    best_epoch: int
+    best_dev_acc: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` -> CUDA when available, else CPU; otherwise as given."""
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'")
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (dropout, init) and return a CPU generator for batch order."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _is_convnet(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def prepare(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device`` (channels_last for convnets on CUDA)."""
+    model.to(device)
+    if device.type == "cuda" and _is_convnet(model):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _as_input(x: Tensor, device: torch.device) -> Tensor:
+    x = x.to(device, non_blocking=True)
+    if device.type == "cuda" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def batches(
+    n: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Iterator[Tensor]:
+    """Index tensors of one shuffled epoch (last partial batch kept), on ``device``."""
+    perm = torch.randperm(n, generator=generator).to(device)
+    yield from perm.split(batch_size)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with the paper's settings (PAPER.md, "Models and training")."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_checkpoint(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a torn or foreign file: never silently used
+        raise RuntimeError(
+            f"training checkpoint {path} is unreadable ({err}); delete it to restart that run"
+        ) from err
+
+
+@torch.no_grad()
+def _dev_accuracy(model: nn.Module, dev_x: Tensor, dev_y: Tensor, device: torch.device) -> Tensor:
+    """Dev accuracy as a 0-d device tensor (read once per epoch)."""
+    model.eval()
+    correct = torch.zeros((), device=device)
+    for xb, yb in zip(dev_x.split(1024), dev_y.split(1024), strict=True):
+        with _autocast(device):
+            out = model(xb)
+        correct += (out.argmax(1) == yb).sum()
+    return correct / max(1, dev_y.numel())
+
+
+def fit(
+    model: nn.Module,
+    train: Data,
+    dev: Data,
+    cfg: TrainConfig,
+    *,
+    objective: Objective | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    checkpoint: str | Path | None = None,
+    optimizer_factory: Callable[[nn.Module, TrainConfig], torch.optim.Optimizer] | None = None,
+    desc: str = "train",
+) -> FitResult:
+    """Train ``model`` in place with early stopping; keep the best-dev weights.
+
+    PAPER.md, "Models and training": Adam lr 1e-3, weight decay 5e-4, batch
+    128, early stopping on dev accuracy with patience 5, keep the best dev
+    checkpoint, no LR schedule, no augmentation. The same loop fine-tunes
+    pruned models (pruning masks are forward pre-hooks, so they stay applied)
+    and runs the defenses through ``objective``.
+
+    Args:
+        model: the network; trained in place and left in eval mode holding the
+            best-dev weights.
+        train: training data (moved whole to ``device``).
+        dev: dev data for early stopping.
+        cfg: hyper-parameters.
+        objective: loss ``(model, x, y) -> scalar``; cross-entropy by default.
+        device: ``"auto"``/``None`` (CUDA if available), ``"cpu"``, ``"cuda"``...
+        progress: show a tqdm bar over epochs.
+        checkpoint: optional file; the full training state is saved there after
+            every epoch (atomically, tensors only) and a killed run resumes from
+            it. It is deleted when training ends.
+        optimizer_factory: replaces the Adam optimizer (e.g. for tests).
+        desc: label of the progress bar.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Example:
+        >>> result = fit(model, train, dev, TrainConfig(epochs=30))  # doctest: +SKIP
+    """
+    if len(train) == 0 or len(dev) == 0:
+        raise ValueError(f"fit needs non-empty train and dev sets, got {len(train)} and {len(dev)}")
+    dev_ = resolve_device(device)
+    objective = objective or cross_entropy
+    gen = seed_everything(cfg.seed)
+    prepare(model, dev_)
+    x, y = _as_input(train.x, dev_), train.y.to(dev_)
+    dx, dy = _as_input(dev.x, dev_), dev.y.to(dev_)
+    opt = (optimizer_factory or make_optimizer)(model, cfg)
+
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    start_epoch, best_state, best_acc, best_epoch, stale = 0, None, -1.0, 0, 0
+    history: list[dict[str, float]] = []
+    state = _load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, best_acc = int(state["epoch"]), float(state["best_acc"])
+        best_epoch, stale = int(state["best_epoch"]), int(state["stale"])
+        best_state = state["best_model"]
+        history = [dict(zip(("epoch", "train_loss", "dev_acc"), row, strict=True))
+                   for row in state["history"].tolist()]
+    if best_state is None:
+        best_acc = float(_dev_accuracy(model, dx, dy, dev_))
+        best_state = copy.deepcopy(model.state_dict())
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=desc, leave=False)
+    stopped_early = False
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        if cfg.patience and stale >= cfg.patience:
+            stopped_early = True
+            epoch -= 1
+            break
+        model.train()
+        total = torch.zeros((), device=dev_)
+        for idx in batches(len(train), cfg.batch_size, gen, dev_):
+            with _autocast(dev_):
+                loss = objective(model, x[idx], y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach().float() * idx.numel()
+        acc = float(_dev_accuracy(model, dx, dy, dev_))  # one host sync per epoch
+        history.append({"epoch": epoch, "train_loss": float(total) / len(train), "dev_acc": acc})
+        if acc > best_acc:
+            best_acc, best_epoch, stale = acc, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(dev_acc=f"{acc:.3f}", best=f"{best_acc:.3f}")
+        if ckpt_path is not None:
+            _save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
+                "stale": stale, "best_model": best_state,
+                "history": torch.tensor([[h["epoch"], h["train_loss"], h["dev_acc"]]
+                                         for h in history], dtype=torch.float64),
+            })
+    if bar is not None:
+        bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    if ckpt_path is not None and ckpt_path.exists():
+        ckpt_path.unlink()
+    return FitResult(best_epoch, best_acc, epoch, history, stopped_early)
+
+
+@torch.no_grad()
+def logits(
+    model: nn.Module, x: Tensor, *, batch_size: int = 1024, device: str | torch.device | None = None
+) -> Tensor:
+    """Pre-softmax outputs of ``model`` (eval mode) on ``x``, float32 on the CPU."""
+    dev_ = resolve_device(device) if device is not None else _model_device(model)
+    model.eval()
+    outs = []
+    for xb in x.split(batch_size):
+        with _autocast(dev_):
+            outs.append(model(_as_input(xb, dev_)).float())
+    return torch.cat(outs).cpu() if outs else torch.empty(0)
+
+
+def predict(
+    model: nn.Module, x: Tensor, *, batch_size: int = 1024, device: str | torch.device | None = None
+) -> Tensor:
+    """Posteriors (softmax outputs, the paper's "prediction") of ``model`` on ``x``: (N, K)."""
+    return logits(model, x, batch_size=batch_size, device=device).softmax(dim=1)
+
+
+def accuracy(model: nn.Module, data: Data, *, device: str | torch.device | None = None) -> float:
+    """Top-1 accuracy of ``model`` on ``data``."""
+    if len(data) == 0:
+        raise ValueError("accuracy of an empty dataset is undefined")
+    out = logits(model, data.x, device=device)
+    return float((out.argmax(1) == data.y.cpu()).float().mean())
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def sensitivity(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    m: int = 10,
+    eps: float = 1e-3,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> Tensor:
+    """Per-class input sensitivity, SAMIA's second feature (PAPER.md, "SAMIA").
+
+    For ``m`` Gaussian perturbations ``u ~ N(0, I)`` in normalised input space,
+    ``s = mean_j |softmax(f(x + eps u_j)) - softmax(f(x))| / eps`` per class,
+    with the model in eval mode. All ``m`` perturbed copies of a batch go
+    through one batched forward (no Python loop over perturbations).
+
+    Returns:
+        ``(N, K)`` float32 tensor on the CPU.
+    """
+    if m < 1 or not eps > 0:
+        raise ValueError(f"sensitivity needs m >= 1 and eps > 0, got m={m}, eps={eps}")
+    dev_ = resolve_device(device) if device is not None else _model_device(model)
+    model.eval()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    step = max(1, batch_size)
+    outs = []
+    for xb in x.split(step):
+        xb = xb.to(dev_, dtype=torch.float32)
+        noise = torch.randn((m, *xb.shape), generator=gen).to(dev_)
+        pert = (xb.unsqueeze(0) + eps * noise).reshape(m * xb.shape[0], *xb.shape[1:])
+        # float32 on purpose: eps = 1e-3 differences vanish under bf16.
+        base = model(xb).float().softmax(1)
+        moved = model(pert).float().softmax(1).view(m, xb.shape[0], -1)
+        outs.append(((moved - base.unsqueeze(0)).abs().mean(0) / eps).cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
