@@ -31,8 +31,9 @@ from miakit.train import TrainConfig, fit, resolve_device
 CASES = {"mlp": ("mnist1d", {"num_samples": 8000}), "small_cnn": ("digits", {})}
 
 
-def textbook_fit(model: torch.nn.Module, train: Data, dev: Data, epochs: int, batch: int,
-                 device: torch.device) -> None:
+def textbook_fit(
+    model: torch.nn.Module, train: Data, dev: Data, epochs: int, batch: int, device: torch.device
+) -> None:
     """The plain loop a tutorial would write."""
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
@@ -86,14 +87,17 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     total_text = total_mia = 0.0
-    print(f"device={device} threads={torch.get_num_threads()} epochs={args.epochs} "
-          f"repeats={args.repeats} (median)")
+    print(
+        f"device={device} threads={torch.get_num_threads()} epochs={args.epochs} "
+        f"repeats={args.repeats} (median)"
+    )
     for arch in args.arch or sorted(CASES):
         t_text, t_mia = bench_case(arch, args.epochs, args.repeats, device)
         total_text += t_text
         total_mia += t_mia
-        print(f"{arch:10s} textbook {t_text:7.3f} s   miakit {t_mia:7.3f} s   "
-              f"x{t_text / t_mia:.2f}")
+        print(
+            f"{arch:10s} textbook {t_text:7.3f} s   miakit {t_mia:7.3f} s   x{t_text / t_mia:.2f}"
+        )
     print(f"ratio: {total_text / total_mia:.2f}")
 
 

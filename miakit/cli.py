@@ -45,13 +45,21 @@ def _print_table(title: str, frame: pd.DataFrame) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     cfg = profile(args.profile, **parse_set(args.set))
-    exp = Experiment(cfg, store=Store(args.cache) if args.cache else None,
-                     device=args.device, data_root=args.data_root, progress=not args.quiet)
+    exp = Experiment(
+        cfg,
+        store=Store(args.cache) if args.cache else None,
+        device=args.device,
+        data_root=args.data_root,
+        progress=not args.quiet,
+    )
     t0 = time.perf_counter()
-    print(f"miakit run: profile={args.profile} dataset={cfg.dataset} arch={cfg.arch} "
-          f"device={exp.device} cache={exp.store.root}")
-    _print_table("Victim and shadow accuracy (members = train, non-members = test)",
-                 exp.accuracy_table())
+    print(
+        f"miakit run: profile={args.profile} dataset={cfg.dataset} arch={cfg.arch} "
+        f"device={exp.device} cache={exp.store.root}"
+    )
+    _print_table(
+        "Victim and shadow accuracy (members = train, non-members = test)", exp.accuracy_table()
+    )
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -61,8 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a profile's cached pipeline and print its tables")
     run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config field, e.g. sparsity=0.5 or train.epochs=3")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. sparsity=0.5 or train.epochs=3",
+    )
     run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
     run.add_argument("--cache", default=None, help="cache folder (default: MIAKIT_CACHE)")
     run.add_argument("--data-root", default=None, help="dataset folder (default: MIAKIT_DATA)")

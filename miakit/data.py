@@ -16,9 +16,9 @@ The paper's seven datasets are downloaded on first use into the data root (the
 ``~/.cache/miakit/data``), one sub-folder per dataset, verified by checksum where one is
 published, written atomically (temporary file, then rename), parsed, and cached as a
 ``<name>-pool-v1.npz`` (raw uint8 pixels or 0/1 features, no pickle) beside the raw
-file so that later loads skip the slow parsing. Offline, a missing file raises one
-:class:`DatasetUnavailableError` that names the file, the URL and the exact path at
-which to place it by hand.
+file so that later loads skip the slow parsing (delete it to parse the raw files again).
+Offline, a missing file raises one :class:`DatasetUnavailableError` that names the file,
+the URL and the exact path at which to place it by hand.
 
 Sources (all public; checksums as published by their maintainers):
 
@@ -233,7 +233,13 @@ class Data:
             ValueError: If ``idx`` is not 1-D integer / boolean or has the wrong length.
             IndexError: If an index is negative or not below N.
         """
-        t = idx if isinstance(idx, torch.Tensor) else torch.from_numpy(np.asarray(idx))
+        if isinstance(idx, torch.Tensor):
+            t = idx
+        else:
+            arr = np.asarray(idx)
+            if arr.dtype.kind in "iu":
+                arr = arr.astype(np.int64, copy=False)
+            t = torch.from_numpy(np.ascontiguousarray(arr))
         if t.dtype == torch.bool:
             if t.shape != (len(self),):
                 raise ValueError(
@@ -671,7 +677,11 @@ def _find(directory: Path, relative: str) -> Path | None:
     path = directory / relative
     if path.exists():
         return path
-    matches = [p for p in directory.rglob(Path(relative).name) if not p.name.startswith(".")]
+    matches = [
+        p
+        for p in directory.rglob(Path(relative).name)
+        if not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    ]
     return matches[0] if len(matches) == 1 else None
 
 
@@ -683,7 +693,14 @@ def _ensure_extracted(
     found = [_find(directory, m) for m in members]
     if all(p is not None for p in found):
         return [p for p in found if p is not None]
-    archive = _fetch(info, info.files[0], directory, download=download)
+    try:
+        archive = _fetch(info, info.files[0], directory, download=download)
+    except DatasetUnavailableError as err:
+        tops = sorted({str(directory / m.split("/")[0]) for m in members})
+        raise DatasetUnavailableError(
+            f"{err}\nAlternatively, extract the archive by hand so that "
+            f"{' and '.join(tops)} exist{'s' if len(tops) == 1 else ''}."
+        ) from None
     _extract(archive, directory)
     found = [_find(directory, m) for m in members]
     missing = [m for m, p in zip(members, found, strict=True) if p is None]
@@ -718,7 +735,7 @@ def _cached_pool(
         warnings.warn(
             f"could not write the parsed-dataset cache {cache} ({err}); the raw files "
             "will be parsed again next time.",
-            stacklevel=3,
+            stacklevel=4,
         )
     return x, y
 
@@ -739,12 +756,21 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Unpickler for the CIFAR "python version" batches: dicts, lists, strings and
     numpy arrays only, so a tampered file cannot run code."""
 
-    _ALLOWED_NUMPY = {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"}
+    _ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        *(
+            (f"numpy.{core}.multiarray", n)
+            for core in ("core", "_core")
+            for n in ("_reconstruct", "scalar")
+        ),
+        *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+    }
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "_codecs" and name == "encode":
             return codecs.encode
-        if (module == "numpy" or module.startswith("numpy.")) and name in self._ALLOWED_NUMPY:
+        if (module, name) in self._ALLOWED:
             return _numpy_global(module, name)
         raise pickle.UnpicklingError(
             f"refusing to load {module}.{name} from a CIFAR batch: the batches hold only "
@@ -950,7 +976,7 @@ def _finish(info: DatasetInfo, x: torch.Tensor, y: np.ndarray) -> Data:
         warnings.warn(
             f"{info.name}: the pool has {len(y)} samples but the published files have "
             f"{info.pool_size}; the files on disk are not the published ones.",
-            stacklevel=3,
+            stacklevel=4,
         )
     if tuple(x.shape[1:]) != info.input_shape:
         raise ValueError(

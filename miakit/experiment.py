@@ -91,8 +91,11 @@ class ExperimentConfig:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if (isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int)
-                or self.split_seed < 0):
+        if (
+            isinstance(self.split_seed, bool)
+            or not isinstance(self.split_seed, int)
+            or self.split_seed < 0
+        ):
             raise ValueError(f"split_seed must be a non-negative integer, got {self.split_seed!r}")
         if not isinstance(self.num_shadows, int) or self.num_shadows < 1:
             raise ValueError(f"num_shadows must be an integer >= 1, got {self.num_shadows!r}")
@@ -143,16 +146,27 @@ class ExperimentConfig:
 
 PROFILES: dict[str, ExperimentConfig] = {
     "smoke": ExperimentConfig(
-        dataset="digits", arch="small_cnn", num_shadows=2,
-        train=TrainConfig(epochs=2, patience=0), sensitivity_m=2, attack_epochs=2,
+        dataset="digits",
+        arch="small_cnn",
+        num_shadows=2,
+        train=TrainConfig(epochs=2, patience=0),
+        sensitivity_m=2,
+        attack_epochs=2,
     ),
     "quick": ExperimentConfig(
-        dataset="mnist1d", arch="mlp", dataset_options=(("num_samples", 8000),),
-        num_shadows=5, train=TrainConfig(epochs=60, patience=10), attack_epochs=30,
+        dataset="mnist1d",
+        arch="mlp",
+        dataset_options=(("num_samples", 8000),),
+        num_shadows=5,
+        train=TrainConfig(epochs=60, patience=10),
+        attack_epochs=30,
     ),
     "paper": ExperimentConfig(
-        dataset="cifar10", arch="densenet121", num_shadows=5,
-        train=TrainConfig(epochs=100, patience=5), attack_epochs=100,
+        dataset="cifar10",
+        arch="densenet121",
+        num_shadows=5,
+        train=TrainConfig(epochs=100, patience=5),
+        attack_epochs=100,
     ),
 }
 
@@ -216,13 +230,16 @@ class Experiment:
     @cached_property
     def data(self) -> Data:
         """The dataset pool (train and test concatenated), on the CPU."""
-        return load_dataset(self.config.dataset, self.data_root, **dict(self.config.dataset_options))
+        return load_dataset(
+            self.config.dataset, self.data_root, **dict(self.config.dataset_options)
+        )
 
     @cached_property
     def splits(self) -> Splits:
         """Victim and shadow splits (PAPER.md, "Data and splits")."""
-        return paper_splits(len(self.data), seed=self.config.split_seed,
-                            num_shadows=self.config.num_shadows)
+        return paper_splits(
+            len(self.data), seed=self.config.split_seed, num_shadows=self.config.num_shadows
+        )
 
     def roles(self) -> list[str]:
         """``["victim", "shadow0", ...]``."""
@@ -250,9 +267,13 @@ class Experiment:
     def _base_key(self, role: str) -> dict[str, Any]:
         c = self.config
         return {
-            "dataset": c.dataset, "dataset_options": c.dataset_options, "split_seed": c.split_seed,
+            "dataset": c.dataset,
+            "dataset_options": c.dataset_options,
+            "split_seed": c.split_seed,
             "num_shadows": c.num_shadows if role != "victim" else None,
-            "arch": c.arch, "role": role, "seed": self.role_seed(role),
+            "arch": c.arch,
+            "role": role,
+            "seed": self.role_seed(role),
             "train": replace(c.train, seed=self.role_seed(role)),
             "version": STEP_VERSIONS["train"],
         }
@@ -274,12 +295,18 @@ class Experiment:
             torch.manual_seed(seed)
             model = self.new_model()  # initialised under the role's seed
             result: FitResult = fit(
-                model, train, dev, replace(self.config.train, seed=seed), device=self.device,
-                progress=self.progress, checkpoint=self.store.scratch("model", key, "ckpt"),
+                model,
+                train,
+                dev,
+                replace(self.config.train, seed=seed),
+                device=self.device,
+                progress=self.progress,
+                checkpoint=self.store.scratch("model", key, "ckpt"),
                 desc=f"train {role}",
             )
             info = {
-                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
                 "best_dev_acc": result.best_dev_acc,
                 "train_acc": accuracy(model, train, device=self.device),
                 "test_acc": accuracy(model, test, device=self.device),
@@ -303,10 +330,15 @@ class Experiment:
         rows = []
         for role in self.roles():
             info = self.trained(role).info
-            rows.append({
-                "model": role, "train_acc": info["train_acc"], "test_acc": info["test_acc"],
-                "gap": info["train_acc"] - info["test_acc"], "best_epoch": info["best_epoch"],
-            })
+            rows.append(
+                {
+                    "model": role,
+                    "train_acc": info["train_acc"],
+                    "test_acc": info["test_acc"],
+                    "gap": info["train_acc"] - info["test_acc"],
+                    "best_epoch": info["best_epoch"],
+                }
+            )
         return pd.DataFrame(rows)
 
     def describe(self) -> dict[str, Any]:

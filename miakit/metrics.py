@@ -507,11 +507,11 @@ def per_class_results(membership: Any, scores: Any, decisions: Any, labels: Any)
     bounds = np.searchsorted(inverse[order], np.arange(classes.size + 1))
     metric_cols = [c for c in RESULT_COLUMNS if c not in ("attack", "n_members", "n_nonmembers")]
     rows = []
-    for k, c in enumerate(classes):
+    for k, c in enumerate(classes.tolist()):
         idx = order[bounds[k] : bounds[k + 1]]
         mk = m[idx]
         n_members = int(mk.sum())
-        row: dict[str, Any] = {"class": c.item(), "n_members": n_members}
+        row: dict[str, Any] = {"class": c, "n_members": n_members}
         row["n_nonmembers"] = idx.size - n_members
         if 0 < n_members < idx.size:
             row.update(evaluate_attack("", mk, s[idx], d[idx]).metrics())

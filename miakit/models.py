@@ -210,19 +210,19 @@ class DenseNet(nn.Module):
 
         self.dense1 = self._make_dense(planes, num_blocks[0])
         planes += num_blocks[0] * growth_rate
-        out_planes = int(math.floor(planes * reduction))
+        out_planes = math.floor(planes * reduction)
         self.trans1 = Transition(planes, out_planes)
         planes = out_planes
 
         self.dense2 = self._make_dense(planes, num_blocks[1])
         planes += num_blocks[1] * growth_rate
-        out_planes = int(math.floor(planes * reduction))
+        out_planes = math.floor(planes * reduction)
         self.trans2 = Transition(planes, out_planes)
         planes = out_planes
 
         self.dense3 = self._make_dense(planes, num_blocks[2])
         planes += num_blocks[2] * growth_rate
-        out_planes = int(math.floor(planes * reduction))
+        out_planes = math.floor(planes * reduction)
         self.trans3 = Transition(planes, out_planes)
         planes = out_planes
 
@@ -456,8 +456,10 @@ class ArchSpec:
         kind: ``"image"`` (input ``(C, H, W)``) or ``"vector"`` (input ``(F,)``).
         builder: ``builder(num_classes, input_shape)`` returns the bare (not yet
             Xavier-initialised) module; use :func:`build_model` instead.
-        min_spatial: Smallest height/width an image architecture accepts (0 for vectors).
-        description: One line for listings and error messages.
+        min_spatial: Smallest height/width an image architecture accepts: 8 for the
+            paper nets (their three stride-2 stages take 8 down to 1; DenseNet's
+            transition pools fail below that), 2 for ``small_cnn``, 0 for vector models.
+        description: One line for listings, e.g. a notebook table of ``ARCHS``.
     """
 
     name: str
@@ -574,11 +576,15 @@ def _check_input_shape(spec: ArchSpec, input_shape: Sequence[int]) -> tuple[int,
         raise ValueError(f"{what}; got {input_shape!r}, not a sequence of integers") from None
     want_ndim = 3 if spec.kind == "image" else 1
     if len(shape) != want_ndim:
-        other = [n for n, s in ARCHS.items() if s.kind != spec.kind]
-        raise ValueError(
-            f"{what}; got {shape} ({len(shape)}-D). For inputs of that shape use one of: "
-            f"{', '.join(other)}"
-        )
+        other_ndim = 1 if spec.kind == "image" else 3
+        if len(shape) == other_ndim:
+            other = [n for n, s in ARCHS.items() if s.kind != spec.kind]
+            hint = f"For {len(shape)}-D inputs use one of: {', '.join(other)}."
+        elif spec.kind == "vector":
+            hint = "Flatten each sample to (F,)."
+        else:
+            hint = "Give each image as (C, H, W), e.g. (1, 8, 8) for one-channel 8x8 images."
+        raise ValueError(f"{what}; got {shape} ({len(shape)}-D). {hint}")
     if any(d < 1 for d in shape):
         raise ValueError(f"{what}; got {shape}, which has a non-positive dimension")
     if spec.kind == "image" and min(shape[1:]) < spec.min_spatial:

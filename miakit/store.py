@@ -79,8 +79,9 @@ def _canonical(obj: Any) -> Any:
 
 def config_key(kind: str, config: Any) -> str:
     """SHA-256 hex key of ``kind`` plus the canonical JSON of ``config``."""
-    doc = json.dumps({"kind": kind, "config": _canonical(config)}, sort_keys=True,
-                     separators=(",", ":"))
+    doc = json.dumps(
+        {"kind": kind, "config": _canonical(config)}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
@@ -132,7 +133,10 @@ class Store:
 
     # -- tensors ---------------------------------------------------------------------------
     def save_tensors(
-        self, kind: str, config: Any, tensors: Mapping[str, torch.Tensor],
+        self,
+        kind: str,
+        config: Any,
+        tensors: Mapping[str, torch.Tensor],
         info: Mapping[str, Any] | None = None,
     ) -> Path:
         """Atomically store named tensors (and a JSON-able ``info`` dict) for the entry."""
@@ -143,8 +147,11 @@ class Store:
             payload = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
             save_file(payload, str(tmp / _PAYLOAD))
             meta = {
-                "format": FORMAT_VERSION, "kind": kind, "key": final.name,
-                "config": _canonical(config), "info": _canonical(dict(info or {})),
+                "format": FORMAT_VERSION,
+                "kind": kind,
+                "key": final.name,
+                "config": _canonical(config),
+                "info": _canonical(dict(info or {})),
                 "sha256": {_PAYLOAD: _sha256(tmp / _PAYLOAD)},
             }
             (tmp / _META).write_text(json.dumps(meta, indent=1, sort_keys=True))
@@ -172,10 +179,14 @@ class Store:
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise CacheError(f"cache entry {final} has an unreadable meta.json ({err}); {fix}") from err
+            raise CacheError(
+                f"cache entry {final} has an unreadable meta.json ({err}); {fix}"
+            ) from err
         if meta.get("format") != FORMAT_VERSION or meta.get("kind") != kind:
-            raise CacheError(f"cache entry {final} has format/kind {meta.get('format')}/"
-                             f"{meta.get('kind')}, expected {FORMAT_VERSION}/{kind}; {fix}")
+            raise CacheError(
+                f"cache entry {final} has format/kind {meta.get('format')}/"
+                f"{meta.get('kind')}, expected {FORMAT_VERSION}/{kind}; {fix}"
+            )
         if meta.get("config") != _canonical(config):
             raise CacheError(f"cache entry {final} was stored for a different config; {fix}")
         payload = final / _PAYLOAD
@@ -190,7 +201,9 @@ class Store:
         return tensors, meta.get("info", {})
 
     def get_or_create(
-        self, kind: str, config: Any,
+        self,
+        kind: str,
+        config: Any,
         create: Callable[[], tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]],
     ) -> tuple[dict[str, torch.Tensor], dict]:
         """Load the entry, or call ``create() -> (tensors, info)``, store it and return it."""
@@ -201,8 +214,9 @@ class Store:
         return self.load_tensors(kind, config)
 
     # -- models ----------------------------------------------------------------------------
-    def save_model(self, kind: str, config: Any, model: nn.Module,
-                   info: Mapping[str, Any] | None = None) -> Path:
+    def save_model(
+        self, kind: str, config: Any, model: nn.Module, info: Mapping[str, Any] | None = None
+    ) -> Path:
         """Store a model's ``state_dict`` (pruning masks included) without pickle."""
         return self.save_tensors(kind, config, model.state_dict(), info)
 

@@ -133,7 +133,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'")
+        raise ValueError(
+            f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'"
+        )
     return dev
 
 
@@ -156,7 +158,9 @@ def prepare(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def _autocast(device: torch.device):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+    )
 
 
 def _as_input(x: Tensor, device: torch.device) -> Tensor:
@@ -279,8 +283,10 @@ def fit(
         start_epoch, best_acc = int(state["epoch"]), float(state["best_acc"])
         best_epoch, stale = int(state["best_epoch"]), int(state["stale"])
         best_state = state["best_model"]
-        history = [dict(zip(("epoch", "train_loss", "dev_acc"), row, strict=True))
-                   for row in state["history"].tolist()]
+        history = [
+            dict(zip(("epoch", "train_loss", "dev_acc"), row, strict=True))
+            for row in state["history"].tolist()
+        ]
     if best_state is None:
         best_acc = float(_dev_accuracy(model, dx, dy, dev_))
         best_state = copy.deepcopy(model.state_dict())
@@ -317,14 +323,24 @@ def fit(
             bar.update(1)
             bar.set_postfix(dev_acc=f"{acc:.3f}", best=f"{best_acc:.3f}")
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
-                "stale": stale, "best_model": best_state,
-                "history": torch.tensor([[h["epoch"], h["train_loss"], h["dev_acc"]]
-                                         for h in history], dtype=torch.float64),
-            })
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "best_acc": best_acc,
+                    "best_epoch": best_epoch,
+                    "stale": stale,
+                    "best_model": best_state,
+                    "history": torch.tensor(
+                        [[h["epoch"], h["train_loss"], h["dev_acc"]] for h in history],
+                        dtype=torch.float64,
+                    ),
+                },
+            )
     if bar is not None:
         bar.close()
     model.load_state_dict(best_state)

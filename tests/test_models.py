@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -35,8 +36,11 @@ def get_or_build(cache: dict[str, nn.Module], arch: str) -> nn.Module:
 
 @pytest.fixture(scope="module", autouse=True)
 def _single_thread() -> Iterator[None]:
-    """Batches of 2 gain nothing from intra-op threads, and on a busy 2-core CI box
-    OpenMP oversubscription made this file 5x slower; restored afterwards."""
+    """Run this module on one intra-op thread, restoring the count afterwards.
+
+    Batches of 2 gain nothing from threads, and on a busy 2-core box OpenMP
+    oversubscription made this file several times slower.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -116,9 +120,12 @@ def test_small_cnn_layout() -> None:
 
 @pytest.mark.parametrize("arch", PAPER_NETS)
 def test_paper_nets_forward_cifar(cifar10_models: dict[str, nn.Module], arch: str) -> None:
-    """Right output on a CIFAR batch, and a CIFAR variant (3x3 stride-1 stem, no max-pool
-    stem): a 32x32 input reaches the head pool as 4x4 (VGG: 1x1 after its five max-pools),
-    where kuangliu applies his fixed ``avg_pool2d(out, 4)``."""
+    """Right output on a CIFAR batch, and a CIFAR variant of the architecture.
+
+    3x3 stride-1 stem and no max-pool stem: a 32x32 input reaches the head pool as 4x4
+    (VGG: 1x1 after its five max-pools), where kuangliu applies his fixed
+    ``avg_pool2d(out, 4)``; so the adaptive pool computes his function exactly.
+    """
     model = cifar10_models[arch].eval()
     first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert first_conv.kernel_size == (3, 3) and first_conv.stride == (1, 1)
@@ -142,9 +149,11 @@ PRE_POOL_CHANNELS = {"resnet18": 512, "densenet121": 1024, "vgg16_bn": 512, "mob
 
 @pytest.mark.parametrize("arch", IMAGE_ARCHS)
 def test_image_nets_small_inputs_channels_last_bf16_train_step(arch: str) -> None:
-    """Any channel count and the smallest allowed, non-square size, in a training step as
-    train.fit runs it on CUDA: channels_last, bf16 autocast, train mode, backward through
-    every parameter (no in-place op breaks autograd)."""
+    """One input channel at the smallest allowed, non-square size, in a CUDA-style step.
+
+    As train.fit runs it on CUDA: channels_last, bf16 autocast, train mode, backward
+    through every parameter (no in-place op breaks autograd).
+    """
     torch.manual_seed(0)
     h = ARCHS[arch].min_spatial
     model = build_model(arch, 5, (1, h, h + 3)).to(memory_format=torch.channels_last).train()
@@ -310,7 +319,7 @@ def test_unknown_arch_suggests_close_name() -> None:
         build_model("vgg16", 10, (3, 32, 32))
 
 
-@pytest.mark.parametrize("k", [1, 0, -3, 2.0, True, "10"])
+@pytest.mark.parametrize("k", [1, 0, -3, 2.0, True, "10", None])
 def test_bad_num_classes(k: object) -> None:
     with pytest.raises(ValueError, match=r"num_classes must be an integer >= 2.*got"):
         build_model("mlp", k, (40,))  # type: ignore[arg-type]
@@ -330,12 +339,27 @@ def test_vector_arch_rejects_image_shape(arch: str) -> None:
     assert "3-D" in str(info.value) and "resnet18" in str(info.value)
 
 
+def test_wrong_rank_hints() -> None:
+    with pytest.raises(ValueError, match=r"got \(1, 40\) \(2-D\)\. Flatten each sample"):
+        build_model("mlp", 10, (1, 40))
+    with pytest.raises(ValueError, match=r"got \(8, 8\) \(2-D\)\. Give each image as \(C, H, W\)"):
+        build_model("small_cnn", 10, (8, 8))
+
+
 def test_image_arch_rejects_too_small_images() -> None:
     with pytest.raises(ValueError, match=r"H, W >= 8.*spatial size 4x4.*too small"):
         build_model("densenet121", 10, (3, 4, 4))
 
 
-@pytest.mark.parametrize("shape", [(0, 32, 32), (3, -1, 32), (3, 32.0, 32), "abc", 40])
+def test_accepts_numpy_and_torch_sizes() -> None:
+    model = build_model("small_cnn", np.int64(10), np.array([1, 8, 8]))
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert build_model("mlp", 3, torch.Size([40]))(torch.zeros(2, 40)).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "shape", [(0, 32, 32), (3, -1, 32), (3, 32.0, 32), (True, 32, 32), "abc", 40, None]
+)
 def test_malformed_shapes(shape: object) -> None:
     with pytest.raises(ValueError, match="expects input_shape"):
         build_model("resnet18", 10, shape)  # type: ignore[arg-type]

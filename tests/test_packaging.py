@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from 3.11")
 
 ROOT = Path(__file__).resolve().parents[1]
 # conda-forge names of the PyPI packages whose names differ
@@ -54,9 +57,10 @@ def test_environment_matches_pyproject():
     for item in pip:
         if not item.startswith("-e"):
             got[_name(item)] = item
+
     # same names and the same version bounds (modulo the conda/PyPI name of torch)
     def bound(req: str) -> str:
-        return req[len(_name(req)):] if not req.startswith("pytorch") else req[len("pytorch"):]
+        return req[len(_name(req)) :] if not req.startswith("pytorch") else req[len("pytorch") :]
 
     assert set(got) == set(want), (
         f"only in environment.yml: {sorted(set(got) - set(want))}; "

@@ -126,6 +126,19 @@ def test_best_threshold_matches_brute_force(seed: int, higher: bool) -> None:
         assert alone.thresholds[0] == fit.thresholds[i]
 
 
+def test_best_threshold_group_ids_of_any_dtype() -> None:
+    values, m, labels = random_case(5)
+    reference = best_threshold(values, m, labels)
+    for ids in (
+        np.array([-100, 100, 0, 7])[labels].astype(np.int8),
+        np.array(list("dcba"))[labels],
+    ):
+        fit = best_threshold(values, m, ids)
+        order = np.argsort(np.array([-100, 100, 0, 7]) if ids.dtype == np.int8 else [3, 2, 1, 0])
+        assert fit.groups.tolist() == np.unique(ids).tolist()
+        assert fit.thresholds.tolist() == reference.thresholds[order].tolist()
+
+
 def test_best_threshold_errors() -> None:
     with pytest.raises(ValueError, match="shape"):
         best_threshold([0.1, 0.2], [1, 0, 1])

@@ -55,13 +55,21 @@ class AttackInputs:
             raise ValueError(f"posteriors must be (N, K), got shape {p.shape}")
         n, k = p.shape
         if self.labels.shape != (n,):
-            raise ValueError(f"labels must have shape ({n},) to match posteriors, got {self.labels.shape}")
+            raise ValueError(
+                f"labels must have shape ({n},) to match posteriors, got {self.labels.shape}"
+            )
+        if not np.issubdtype(self.labels.dtype, np.integer):
+            raise ValueError(f"labels must be integer class indices, got dtype {self.labels.dtype}")
         if n and (self.labels.min() < 0 or self.labels.max() >= k):
-            raise ValueError(f"labels must lie in [0, {k}); got range [{self.labels.min()}, {self.labels.max()}]")
+            raise ValueError(
+                f"labels must lie in [0, {k}); got [{self.labels.min()}, {self.labels.max()}]"
+            )
         for name in ("sensitivity", "logits"):
             arr = getattr(self, name)
             if arr is not None and arr.shape != (n, k):
-                raise ValueError(f"{name} must have shape ({n}, {k}) like posteriors, got {arr.shape}")
+                raise ValueError(
+                    f"{name} must have shape ({n}, {k}) like posteriors, got {arr.shape}"
+                )
         if self.membership is not None:
             m = self.membership
             if m.shape != (n,):
@@ -71,7 +79,9 @@ class AttackInputs:
 
     def require_membership(self) -> np.ndarray:
         if self.membership is None:
-            raise ValueError("these AttackInputs carry no membership labels; fitting or scoring needs them")
+            raise ValueError(
+                "these AttackInputs carry no membership labels; fitting or scoring needs them"
+            )
         return self.membership.astype(np.int64)
 
     def subset(self, idx: np.ndarray) -> AttackInputs:
@@ -106,7 +116,7 @@ class AttackInputs:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class Attack:
     """Base class: subclasses set ``name`` and implement ``fit`` and ``score``.
 

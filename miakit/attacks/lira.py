@@ -239,8 +239,8 @@ class LiRA(Attack):
 
     name: ClassVar[str] = "lira"
 
-    reference: Sequence[AttackInputs] | np.ndarray = field(repr=False)
-    reference_in: np.ndarray | None = field(default=None, repr=False)
+    reference: Sequence[AttackInputs] | np.ndarray = field(repr=False, compare=False)
+    reference_in: np.ndarray | None = field(default=None, repr=False, compare=False)
     fix_variance: bool = True
     alpha: float = 0.5
 
@@ -272,9 +272,7 @@ class LiRA(Attack):
                     f"the target has {target.num_samples} samples but the references cover {n} "
                     "(or the labels differ): score the samples the references were evaluated on"
                 )
-            use_logits = target.logits is not None and all(
-                r.logits is not None for r in self._refs
-            )
+            use_logits = target.logits is not None and all(r.logits is not None for r in self._refs)
             ref_phi = np.stack([inputs_phi(r, use_logits=use_logits) for r in self._refs])
             target_phi = inputs_phi(target, use_logits=use_logits)
         else:

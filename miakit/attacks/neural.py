@@ -63,7 +63,9 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'")
+        raise ValueError(
+            f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'"
+        )
     return dev
 
 
@@ -178,11 +180,11 @@ def train_attack_model(
 
     Raises:
         ValueError: If shapes disagree, labels are not 0/1, features are not
-            finite, or there are fewer than two samples.
+            finite, there are fewer than two samples, or ``batch_size < 2``.
     """
-    if epochs < 0 or batch_size < 1 or not lr > 0:
+    if epochs < 0 or batch_size < 2 or not lr > 0:
         raise ValueError(
-            f"need epochs >= 0, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}"
+            f"need epochs >= 0, batch_size >= 2 and lr > 0; got {epochs}, {batch_size}, {lr}"
         )
     dev = _resolve_device(device)
     x = _as_float_tensor(features)

@@ -51,7 +51,9 @@ def true_label_probability(inputs: AttackInputs) -> np.ndarray:
     return p[np.arange(p.shape[0]), np.asarray(inputs.labels, dtype=np.int64)]
 
 
-def offline_marginal(reference_py: np.ndarray, a: float, out: np.ndarray | None = None) -> np.ndarray:
+def offline_marginal(
+    reference_py: np.ndarray, a: float, out: np.ndarray | None = None
+) -> np.ndarray:
     """RMIA's offline ``Pr(x) = ((1 + a) * Pr_OUT(x) + (1 - a)) / 2`` per sample.
 
     Args:
@@ -211,28 +213,37 @@ class RMIA(Attack):
 
     name: ClassVar[str] = "rmia"
 
-    reference: Sequence[AttackInputs] | np.ndarray = field(repr=False)
-    population: AttackInputs | np.ndarray = field(repr=False)
-    population_reference: Sequence[AttackInputs] | np.ndarray = field(repr=False)
-    reference_in: np.ndarray | None = field(default=None, repr=False)
+    reference: Sequence[AttackInputs] | np.ndarray = field(repr=False, compare=False)
+    population: AttackInputs | np.ndarray = field(repr=False, compare=False)
+    population_reference: Sequence[AttackInputs] | np.ndarray = field(repr=False, compare=False)
+    reference_in: np.ndarray | None = field(default=None, repr=False, compare=False)
     a: float = 0.3
     gamma: float = 1.0
     beta: float = 0.5
 
     def __post_init__(self) -> None:
+        if not isinstance(self.reference, np.ndarray):
+            self.reference = list(self.reference)
+        if not isinstance(self.population_reference, np.ndarray):
+            self.population_reference = list(self.population_reference)
         self._ref_py = _py_matrix(self.reference, "reference")
-        self._pop_py = (
-            true_label_probability(self.population)
-            if isinstance(self.population, AttackInputs)
-            else np.asarray(self.population, dtype=np.float64)
-        )
         self._pop_ref_py = _py_matrix(self.population_reference, "population_reference")
+        if isinstance(self.population, AttackInputs):
+            self._pop_py = true_label_probability(self.population)
+            if isinstance(self.population_reference, list) and not np.array_equal(
+                self.population.labels, self.population_reference[0].labels
+            ):
+                raise ValueError(
+                    "population and population_reference cover different samples (labels "
+                    "differ); evaluate the target and every reference on the same population"
+                )
+        else:
+            self._pop_py = np.asarray(self.population, dtype=np.float64)
         self._in = self.reference_in
-        if self._in is None and not isinstance(self.reference, np.ndarray):
-            refs = list(self.reference)
-            if all(x.membership is not None for x in refs):
-                self._in = np.stack([x.require_membership() for x in refs]).astype(bool)
-        # Validate shapes and a/gamma once, at construction, on an empty target.
+        if self._in is None and isinstance(self.reference, list):
+            if all(x.membership is not None for x in self.reference):
+                self._in = np.stack([x.require_membership() for x in self.reference]).astype(bool)
+        # Validate shapes, a and gamma once, at construction, on an empty target.
         rmia_scores(
             np.zeros(0),
             np.zeros((self._ref_py.shape[0], 0)),
@@ -240,6 +251,7 @@ class RMIA(Attack):
             self._pop_ref_py,
             a=self.a,
             gamma=self.gamma,
+            reference_in=None if self._in is None else np.zeros((self._ref_py.shape[0], 0), bool),
         )
         self.threshold = float(self.beta)
 
@@ -254,9 +266,8 @@ class RMIA(Attack):
                 f"the target has {target.num_samples} samples but the references cover "
                 f"{self._ref_py.shape[1]}: score the samples the references were evaluated on"
             )
-        if not isinstance(self.reference, np.ndarray):
-            first = next(iter(self.reference))
-            if not np.array_equal(first.labels, target.labels):
+        if isinstance(self.reference, list):
+            if not np.array_equal(self.reference[0].labels, target.labels):
                 raise ValueError(
                     "the target's labels differ from the references': score the same samples "
                     "in the same order"

@@ -142,7 +142,7 @@ def top1_confidence(posteriors: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ThresholdFit:
     """The balanced-accuracy-maximising threshold of each group, from :func:`best_threshold`.
 
@@ -193,6 +193,24 @@ class ThresholdFit:
                 )
             t = self.thresholds[idx]
         return (v >= t if self.higher_is_member else v <= t).astype(np.int64)
+
+
+def _group_value_order(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """A permutation sorting by group, then by value (the order among equal values is arbitrary).
+
+    Equivalent to ``np.lexsort((x, g))`` up to the order of equal ``(g, x)`` pairs, which the
+    search does not depend on, but faster: one unstable float sort, then a stable sort of small
+    integer group codes (a radix sort in numpy).
+    """
+    if np.issubdtype(g.dtype, np.integer) and g.size and int(g.max()) - int(g.min()) < 2**16:
+        lo = g.min()
+        # Subtract in a dtype that cannot overflow (int8 [-100, 100] spans 200).
+        wide = g if np.issubdtype(g.dtype, np.unsignedinteger) else g.astype(np.int64)
+        codes = (wide - lo).astype(np.uint16)
+    else:
+        codes = np.unique(g, return_inverse=True)[1].reshape(-1)
+    by_value = np.argsort(x)
+    return by_value[np.argsort(codes[by_value], kind="stable")]
 
 
 def best_threshold(
@@ -262,7 +280,7 @@ def best_threshold(
     m = np.asarray(membership)
     if m.shape != (n,):
         raise ValueError(f"membership must have shape ({n},) like values, got {m.shape}")
-    if m.dtype != bool and not np.isin(m, (0, 1)).all():
+    if m.dtype != bool and not ((m == 0) | (m == 1)).all():
         raise ValueError("membership must hold only 0 (non-member) and 1 (member)")
     m = m.astype(np.int64)
     if groups is None:
@@ -276,45 +294,49 @@ def best_threshold(
 
     # Work in the orientation "member iff x >= threshold".
     x = v if higher_is_member else -v
-    order = np.lexsort((x, g))
+    order = _group_value_order(x, g)
     xs, ms, gs = x[order], m[order], g[order]
 
     # Segments: one per group, [start, end) in sorted order.
     new_group = np.empty(n, dtype=bool)
     new_group[0] = True
-    new_group[1:] = gs[1:] != gs[:-1]
+    np.not_equal(gs[1:], gs[:-1], out=new_group[1:])
     starts = np.flatnonzero(new_group)
     ends = np.append(starts[1:], n)
-    group_of = np.cumsum(new_group) - 1  # segment index of each sorted position
 
-    # Exclusive prefix counts: members / non-members before each sorted position.
+    # Exclusive prefix count of members before each sorted position; per-group totals.
     cum_m = np.concatenate([[0], np.cumsum(ms)])
-    cum_n = np.arange(n + 1) - cum_m
-    n_mem = cum_m[ends] - cum_m[starts]
-    n_non = cum_n[ends] - cum_n[starts]
+    base_m = cum_m[starts]
+    base_n = starts - base_m
+    n_mem = cum_m[ends] - base_m
+    n_non = (ends - starts) - n_mem
 
     # Candidate cuts "flag positions >= i of the group": its start, and every change of value.
-    cand = np.flatnonzero(new_group | np.concatenate([[True], xs[1:] != xs[:-1]]))
-    cg = group_of[cand]
-    s0 = starts[cg]
-    tp = n_mem[cg] - (cum_m[cand] - cum_m[s0])  # members at or above the cut
-    tn = cum_n[cand] - cum_n[s0]  # non-members below the cut
-    score = tp * n_non[cg] + tn * n_mem[cg]  # 2 * P * N * balanced accuracy, exact
+    new_value = np.empty(n, dtype=bool)
+    new_value[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=new_value[1:])
+    cand = np.flatnonzero(new_value | new_group)
+    first_cand = np.flatnonzero(new_group[cand])  # each group's first candidate (its start)
+    per_group = np.diff(np.append(first_cand, cand.size))
+    members_below = cum_m[cand] - np.repeat(base_m, per_group)
+    nonmembers_below = (cand - cum_m[cand]) - np.repeat(base_n, per_group)
+    # 2 * P * N * balanced accuracy = TP * N + TN * P = P * N + (TN * P - (P - TP) * N), exact.
+    # The constant P * N is added back below; the argmax does not need it.
+    score = nonmembers_below * np.repeat(n_mem, per_group)
+    score -= members_below * np.repeat(n_non, per_group)
 
     # Per group, the first (most permissive) candidate with the maximal score.
-    first_cand = np.flatnonzero(new_group[cand])
     best = np.maximum.reduceat(score, first_cand)
-    hits = np.flatnonzero(score == best[cg])
-    keep = np.ones(hits.size, dtype=bool)
-    keep[1:] = cg[hits[1:]] != cg[hits[:-1]]
-    chosen = cand[hits[keep]]  # one sorted position per group
+    hits = np.flatnonzero(score == np.repeat(best, per_group))
+    chosen = cand[hits[np.searchsorted(hits, first_cand)]]  # one sorted position per group
+    best = best + n_mem * n_non
 
     is_start = chosen == starts
     below = xs[np.maximum(chosen - 1, 0)]
     above = xs[chosen]
     mid = below / 2 + above / 2  # no overflow; may round onto `below` for adjacent floats
     mid = np.where(mid > below, mid, above)
-    thr = np.where(is_start, above - 1, mid)
+    thr = np.where(is_start, above, mid)
 
     defined = (n_mem > 0) & (n_non > 0)
     denom = 2 * n_mem * n_non

@@ -1,0 +1,618 @@
+"""Tests of miakit.data: Data, the registry, raw-format parsers, downloads and the
+paper's victim/shadow split (PAPER.md, "Data and splits").
+
+No test touches the network: an autouse fixture replaces the downloader with one that
+fails like an offline machine; tests that need a download install a fake that serves
+tiny archives the test writes itself in the published raw formats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import tarfile
+import urllib.error
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import miakit.data as D
+from miakit.data import (
+    DATASETS,
+    ChecksumMismatchError,
+    Data,
+    DatasetUnavailableError,
+    Split,
+    Splits,
+    data_root,
+    load_dataset,
+    paper_splits,
+    split_sizes,
+)
+
+CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+# ----------------------------------------------------------------------------------------
+# Fixtures and raw-format writers
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Every download fails like an offline machine; returns the list of URLs tried."""
+    tried: list[str] = []
+
+    def no_network(url, dest, *, timeout):
+        tried.append(url)
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(D, "_download", no_network)
+    return tried
+
+
+def serve(monkeypatch, files: dict[str, bytes]) -> list[str]:
+    """Install a fake downloader serving ``files`` by file name; returns URLs fetched."""
+    fetched: list[str] = []
+
+    def fake(url, dest, *, timeout):
+        fetched.append(url)
+        name = url.split("/")[-1].split("?")[0]
+        if name not in files:
+            raise urllib.error.URLError(f"404 {url}")
+        Path(dest).write_bytes(files[name])
+
+    monkeypatch.setattr(D, "_download", fake)
+    return fetched
+
+
+def with_checksum(monkeypatch, name: str, payloads: dict[str, bytes]) -> None:
+    """Point the registry entry's checksums at the test's own tiny files."""
+    info = DATASETS[name]
+    files = tuple(
+        replace(f, checksum="md5:" + hashlib.md5(payloads[f.filename]).hexdigest(), size=None)
+        for f in info.files
+    )
+    monkeypatch.setitem(DATASETS, name, replace(info, files=files))
+
+
+def write_cifar_batch(path: Path, rng: np.random.Generator, n: int, label_key: str, k: int):
+    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = rng.integers(0, k, size=n).tolist()
+    path.write_bytes(pickle.dumps({"data": data, label_key: labels, "filenames": ["a"] * n}, 2))
+    return data, labels
+
+
+def make_cifar10_folder(folder: Path, n: int = 2, seed: int = 0):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    parts = [write_cifar_batch(folder / f, rng, n, "labels", 10) for f in CIFAR10_FILES]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, payload in members.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(payload)
+            tf.addfile(ti, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def tabular_text(rows: list[list[int]]) -> bytes:
+    return "".join(",".join(map(str, r)) + "\n" for r in rows).encode()
+
+
+def make_tabular_rows(rng: np.random.Generator, n: int, f: int, k: int) -> np.ndarray:
+    """``n`` rows of ``label,f1..ff`` with 1-based labels and 0/1 features."""
+    return np.column_stack([rng.integers(1, k + 1, n), rng.integers(0, 2, (n, f))])
+
+
+def save_svhn_mat(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    import scipy.io
+
+    scipy.io.savemat(path, {"X": x, "y": y.reshape(-1, 1)})
+
+
+def make_tiles(folder: Path, classes: list[str], per_class: int, size: int, ext: str = ".tif"):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for cls in classes:
+        (folder / cls).mkdir(parents=True)
+        for j in range(per_class):
+            pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / cls / f"tile_{j}{ext}")
+
+
+# ----------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------
+
+
+def test_data_len_subset_to_and_repr():
+    d = Data(torch.arange(12.0).view(6, 2), torch.tensor([0, 1, 2, 0, 1, 2]), 3, "toy")
+    assert len(d) == 6 and d.input_shape == (2,)
+    s = d.subset(np.array([4, 0]))
+    assert torch.equal(s.x, torch.tensor([[8.0, 9.0], [0.0, 1.0]]))
+    assert s.y.tolist() == [1, 0] and s.num_classes == 3 and s.name == "toy"
+    assert d.subset(torch.tensor([1])).y.tolist() == [1]
+    assert d.subset([]).x.shape == (0, 2)
+    assert d.subset(np.arange(6, dtype=np.uint32)[::-2]).y.tolist() == [2, 0, 1]
+    mask = np.array([True, False, False, False, False, True])
+    assert d.subset(mask).y.tolist() == [0, 2]
+    assert d.to("cpu") is d
+    assert repr(d) == "Data(name='toy', n=6, x=(6, 2) float32, num_classes=3, device=cpu)"
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "k", "match"),
+    [
+        (torch.zeros(3, 2), torch.tensor([0, 1]), 2, "disagree on the number of samples"),
+        (torch.zeros(2, 2), torch.tensor([0, 2]), 2, r"labels must lie in \[0, 2\)"),
+        (torch.zeros(2, 2), torch.tensor([-1, 0]), 2, "labels must lie"),
+        (torch.zeros(2, 2, dtype=torch.float64), torch.tensor([0, 1]), 2, "float32"),
+        (torch.zeros(2, 2), torch.tensor([0, 1], dtype=torch.int32), 2, "int64"),
+        (torch.zeros(2), torch.tensor([0, 1]), 2, r"shape \(N, \.\.\.\)"),
+        (torch.zeros(2, 2), torch.tensor([[0, 1]]), 2, "1-D"),
+        (torch.zeros(2, 2), torch.tensor([0, 0]), 0, "at least 1"),
+    ],
+)
+def test_data_validates(x, y, k, match):
+    with pytest.raises(ValueError, match=match):
+        Data(x, y, k)
+
+
+def test_data_rejects_numpy_and_bad_indices():
+    with pytest.raises(TypeError, match="torch tensors"):
+        Data(np.zeros((2, 2), np.float32), torch.tensor([0, 1]), 2)
+    d = Data(torch.zeros(3, 1), torch.tensor([0, 1, 0]), 2)
+    with pytest.raises(IndexError, match=r"\[0, 3\)"):
+        d.subset(np.array([0, 3]))
+    with pytest.raises(IndexError):
+        d.subset(np.array([-1]))
+    with pytest.raises(ValueError, match="integers"):
+        d.subset(np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="boolean mask"):
+        d.subset(np.array([True, False]))
+
+
+# ----------------------------------------------------------------------------------------
+# Registry, data root, embedded datasets
+# ----------------------------------------------------------------------------------------
+
+
+def test_registry_matches_the_paper():
+    expected = {
+        "digits": ("image", 10, (1, 8, 8)),
+        "mnist1d": ("signal", 10, (40,)),
+        "cifar10": ("image", 10, (3, 32, 32)),
+        "cifar100": ("image", 100, (3, 32, 32)),
+        "svhn": ("image", 10, (3, 32, 32)),
+        "chmnist": ("image", 8, (3, 32, 32)),
+        "location": ("tabular", 30, (446,)),
+        "purchase100": ("tabular", 100, (600,)),
+        "texas100": ("tabular", 100, (6169,)),
+    }
+    assert {k: (v.kind, v.num_classes, v.input_shape) for k, v in DATASETS.items()} == expected
+    assert set(D._LOADERS) == set(DATASETS)
+    assert {k for k, v in DATASETS.items() if v.embedded} == {"digits", "mnist1d"}
+    assert DATASETS["cifar10"].files[0].checksum == "md5:c58f30108f718f92721af3b95e74349a"
+    assert DATASETS["cifar100"].mean == DATASETS["cifar10"].mean == (0.4914, 0.4822, 0.4465)
+    assert DATASETS["chmnist"].std == (0.229, 0.224, 0.225)
+    for info in DATASETS.values():
+        for f in info.files:
+            assert all(u.startswith(("https://", "http://")) for u in f.urls)
+
+
+def test_unknown_name_and_option():
+    with pytest.raises(KeyError, match="unknown dataset 'cifar11'.*cifar10.*texas100"):
+        load_dataset("cifar11")
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['bogus'\].*accepts: none"):
+        load_dataset("digits", bogus=1)
+    with pytest.raises(TypeError, match="num_samples, seed"):
+        load_dataset("mnist1d", samples=10)
+
+
+def test_data_root_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("MIAKIT_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data_root() == tmp_path / "xdg" / "miakit" / "data"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert data_root() == Path.home() / ".cache" / "miakit" / "data"
+    monkeypatch.setenv("MIAKIT_DATA", str(tmp_path / "env"))
+    assert data_root() == tmp_path / "env"
+    assert data_root(tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_digits_embedded():
+    d = load_dataset("digits")
+    assert d.x.shape == (1797, 1, 8, 8) and d.x.dtype == torch.float32
+    assert d.num_classes == 10 and d.name == "digits" and set(d.y.tolist()) == set(range(10))
+    assert abs(float(d.x.mean())) < 1e-5 and abs(float(d.x.std(unbiased=False)) - 1) < 1e-5
+    assert torch.equal(d.x, load_dataset("DIGITS").x)
+
+
+def test_mnist1d_embedded_deterministic_and_offline(monkeypatch, offline):
+    import urllib.request
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("mnist1d must never download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", forbidden)
+    requests = pytest.importorskip("requests")
+    monkeypatch.setattr(requests, "get", forbidden)
+
+    np.random.seed(0)
+    a = load_dataset("mnist1d", num_samples=200, seed=3)
+    after = np.random.rand()  # the global numpy RNG is left as it was
+    np.random.seed(0)
+    assert after == np.random.rand()
+    b = load_dataset("MNIST-1D", num_samples=200, seed=3)
+    c = load_dataset("mnist1d", num_samples=200, seed=4)
+    assert a.x.shape == (200, 40) and a.x.dtype == torch.float32 and a.num_classes == 10
+    assert torch.bincount(a.y).tolist() == [20] * 10
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert not torch.equal(a.x, c.x)
+    assert offline == []
+    with pytest.raises(ValueError, match="multiple of 10"):
+        load_dataset("mnist1d", num_samples=205)
+
+
+# ----------------------------------------------------------------------------------------
+# Raw-format parsers and the download flow, on tiny files in the published formats
+# ----------------------------------------------------------------------------------------
+
+
+def test_parse_cifar10_batches_and_torchvision_normalisation(tmp_path):
+    from PIL import Image
+    from torchvision import transforms
+
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    raw, labels = make_cifar10_folder(folder)
+    x, y = D._parse_cifar(folder, CIFAR10_FILES, label_key="labels")
+    assert x.shape == (12, 3, 32, 32) and x.dtype == np.uint8
+    assert np.array_equal(x.reshape(12, -1), raw)  # train batches first, then test
+    assert y.tolist() == labels.tolist()
+
+    # The extracted folder placed by hand is used as is (no archive, no download).
+    with pytest.warns(UserWarning, match="pool has 12 samples"):
+        pool = load_dataset("cifar10", root=tmp_path)
+    tv = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(D._CIFAR_MEAN, D._CIFAR_STD)]
+    )
+    for i in (0, 11):
+        expected = tv(Image.fromarray(raw[i].reshape(3, 32, 32).transpose(1, 2, 0)))
+        assert torch.allclose(pool.x[i], expected, atol=1e-6, rtol=0)
+    assert pool.y.tolist() == labels.tolist() and pool.num_classes == 10
+
+
+def test_parse_cifar100(tmp_path):
+    rng = np.random.default_rng(2)
+    train, train_y = write_cifar_batch(tmp_path / "train", rng, 3, "fine_labels", 100)
+    test, test_y = write_cifar_batch(tmp_path / "test", rng, 2, "fine_labels", 100)
+    x, y = D._parse_cifar(tmp_path, ["train", "test"], label_key="fine_labels")
+    assert np.array_equal(x.reshape(5, -1), np.concatenate([train, test]))
+    assert y.tolist() == train_y + test_y
+
+
+def test_cifar_pickle_cannot_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({"data": Evil(), "labels": []}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+        D._parse_cifar(tmp_path, ["test_batch"], label_key="labels")
+
+
+def test_cifar_download_extract_parse_and_cache(monkeypatch, tmp_path):
+    src = tmp_path / "src"
+    raw, labels = make_cifar10_folder(src / "cifar-10-batches-py", n=1)
+    archive = tar_bytes(
+        {
+            f"cifar-10-batches-py/{f}": (src / "cifar-10-batches-py" / f).read_bytes()
+            for f in CIFAR10_FILES
+        }
+    )
+    with_checksum(monkeypatch, "cifar10", {"cifar-10-python.tar.gz": archive})
+    fetched = serve(monkeypatch, {"cifar-10-python.tar.gz": archive})
+    root = tmp_path / "root"
+    with pytest.warns(UserWarning, match="pool has 6"):
+        first = load_dataset("cifar10", root=root)
+    assert fetched == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
+    assert (root / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == archive
+    assert (root / "cifar10" / "cifar10-pool-v1.npz").is_file()
+    assert not list((root / "cifar10").glob(".*"))  # no temporary files left behind
+    assert first.y.tolist() == labels.tolist()
+
+    # The parsed cache is used next time, even with the raw files gone and no network.
+    (root / "cifar10" / "cifar-10-python.tar.gz").unlink()
+    D.shutil.rmtree(root / "cifar10" / "cifar-10-batches-py")
+    monkeypatch.setattr(D, "_download", lambda *a, **k: pytest.fail("downloaded twice"))
+    with pytest.warns(UserWarning):
+        second = load_dataset("cifar10", root=root)
+    assert torch.equal(first.x, second.x) and torch.equal(first.y, second.y)
+
+
+def test_parse_svhn_mat_and_load(monkeypatch, tmp_path):
+    rng = np.random.default_rng(3)
+    xtr = rng.integers(0, 256, (32, 32, 3, 3), dtype=np.uint8)
+    xte = rng.integers(0, 256, (32, 32, 3, 2), dtype=np.uint8)
+    save_svhn_mat(tmp_path / "train_32x32.mat", xtr, np.array([10, 1, 9]))
+    save_svhn_mat(tmp_path / "test_32x32.mat", xte, np.array([3, 10]))
+    x, y = D._parse_svhn([tmp_path / "train_32x32.mat", tmp_path / "test_32x32.mat"])
+    assert y.tolist() == [0, 1, 9, 3, 0]  # label 10 is digit 0
+    assert x.shape == (5, 3, 32, 32)
+    assert np.array_equal(x[1], xtr[:, :, :, 1].transpose(2, 0, 1))
+    assert np.array_equal(x[4], xte[:, :, :, 1].transpose(2, 0, 1))
+
+    payloads = {n: (tmp_path / n).read_bytes() for n in ("train_32x32.mat", "test_32x32.mat")}
+    with_checksum(monkeypatch, "svhn", payloads)
+    serve(monkeypatch, payloads)
+    with pytest.warns(UserWarning, match="pool has 5"):
+        pool = load_dataset("svhn", root=tmp_path / "root")
+    expected = (torch.from_numpy(x[2]).float() / 255 - 0.5) / 0.5
+    assert torch.allclose(pool.x[2], expected, atol=1e-6) and pool.y.tolist() == y.tolist()
+
+
+def test_parse_chmnist_matches_torchvision_imagefolder(tmp_path):
+    from torchvision import datasets, transforms
+
+    make_tiles(tmp_path, ["02_STROMA", "01_TUMOR"], per_class=2, size=150)
+    (tmp_path / "01_TUMOR" / "notes.txt").write_text("not an image")
+    x, y, classes = D._parse_chmnist(tmp_path)
+    assert classes == ("01_TUMOR", "02_STROMA") and y.tolist() == [0, 0, 1, 1]
+    assert x.shape == (4, 3, 32, 32) and x.dtype == np.uint8
+    mean, std = DATASETS["chmnist"].mean, DATASETS["chmnist"].std
+    ours = D._normalise_images(x, mean, std)
+    tv = datasets.ImageFolder(
+        tmp_path,
+        transform=transforms.Compose(
+            [transforms.Resize((32, 32)), transforms.ToTensor(), transforms.Normalize(mean, std)]
+        ),
+    )
+    for i in range(4):
+        img, label = tv[i]
+        assert label == y[i] and torch.allclose(ours[i], img, atol=1e-6, rtol=0)
+
+
+def test_chmnist_zip_flow_and_class_count(monkeypatch, tmp_path):
+    tiles = tmp_path / "tiles" / "Kather_texture_2016_image_tiles_5000"
+    classes = [
+        "01_TUMOR",
+        "02_STROMA",
+        "03_COMPLEX",
+        "04_LYMPHO",
+        "05_DEBRIS",
+        "06_MUCOSA",
+        "07_ADIPOSE",
+        "08_EMPTY",
+    ]
+    make_tiles(tiles, classes, per_class=1, size=40)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(tiles.rglob("*.tif")):
+            zf.write(p, p.relative_to(tiles.parent).as_posix())
+    payload = buf.getvalue()
+    with_checksum(monkeypatch, "chmnist", {"Kather_texture_2016_image_tiles_5000.zip": payload})
+    serve(monkeypatch, {"Kather_texture_2016_image_tiles_5000.zip": payload})
+    with pytest.warns(UserWarning, match="pool has 8"):
+        pool = load_dataset("chmnist", root=tmp_path / "root")
+    assert pool.x.shape == (8, 3, 32, 32) and pool.y.tolist() == list(range(8))
+
+    D.shutil.rmtree(tiles / "08_EMPTY")  # a hand-placed folder with a class missing
+    (tmp_path / "tiles").rename(tmp_path / "chmnist")
+    with pytest.raises(ValueError, match="7 class folders"):
+        load_dataset("chmnist", root=tmp_path, download=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "member", "f", "k"),
+    [
+        ("purchase100", "dataset_purchase", 600, 100),
+        ("location", "bangkok", 446, 30),
+    ],
+)
+def test_parse_label_first_tabular(tmp_path, name, member, f, k):
+    rows = make_tabular_rows(np.random.default_rng(4), 5, f, k)
+    rows[0, 0], rows[1, 0] = 1, k  # both ends of the 1-based label range
+    path = tmp_path / member
+    path.write_bytes(tabular_text(rows.tolist()))
+    x, y = D._parse_tabular(path, num_features=f, num_classes=k)
+    assert x.shape == (5, f) and np.array_equal(x, rows[:, 1:])
+    assert y.dtype == np.int64 and y.tolist() == (rows[:, 0] - 1).tolist()
+
+    path.write_bytes(tabular_text(rows[:, :-1].tolist()))
+    with pytest.raises(ValueError, match=f"expected {f + 1} columns"):
+        D._parse_tabular(path, num_features=f, num_classes=k)
+    bad = rows.copy()
+    bad[2, 5] = 2
+    path.write_bytes(tabular_text(bad.tolist()))
+    with pytest.raises(ValueError, match="binary 0/1"):
+        D._parse_tabular(path, num_features=f, num_classes=k)
+    bad = rows.copy()
+    bad[0, 0] = 0
+    path.write_bytes(tabular_text(bad.tolist()))
+    with pytest.raises(ValueError, match=f"1-based in 1..{k}"):
+        D._parse_tabular(path, num_features=f, num_classes=k)
+    path.write_bytes(b"1,0,x\n")
+    with pytest.raises(ValueError, match="could not parse"):
+        D._parse_tabular(path, num_features=2, num_classes=k)
+
+
+def test_parse_texas(tmp_path):
+    rows = make_tabular_rows(np.random.default_rng(5), 4, 6169, 100)
+    (tmp_path / "feats").write_bytes(tabular_text(rows[:, 1:].tolist()))
+    (tmp_path / "labels").write_bytes(tabular_text(rows[:, :1].tolist()))
+    x, y = D._parse_texas(
+        tmp_path / "feats", tmp_path / "labels", num_features=6169, num_classes=100
+    )
+    assert np.array_equal(x, rows[:, 1:]) and y.tolist() == (rows[:, 0] - 1).tolist()
+    (tmp_path / "labels").write_bytes(tabular_text(rows[:3, :1].tolist()))
+    with pytest.raises(ValueError, match="one label per line for the 4 rows"):
+        D._parse_texas(tmp_path / "feats", tmp_path / "labels", num_features=6169, num_classes=100)
+
+
+@pytest.mark.parametrize("name", ["purchase100", "location", "texas100"])
+def test_tabular_tgz_flow(monkeypatch, tmp_path, name):
+    info = DATASETS[name]
+    (f,), k = info.input_shape, info.num_classes
+    rows = make_tabular_rows(np.random.default_rng(6), 3, f, k)
+    if name == "texas100":
+        members = {
+            "texas/100/feats": tabular_text(rows[:, 1:].tolist()),
+            "texas/100/labels": tabular_text(rows[:, :1].tolist()),
+        }
+    else:
+        members = {D._TABULAR_MEMBERS[name][0]: tabular_text(rows.tolist())}
+    archive = info.files[0].filename
+    serve(monkeypatch, {archive: tar_bytes(members)})  # no published checksum: not verified
+    with pytest.warns(UserWarning, match="pool has 3"):
+        pool = load_dataset(name, root=tmp_path)
+    assert pool.x.dtype == torch.float32 and pool.x.shape == (3, f)
+    assert torch.equal(pool.x, torch.from_numpy(rows[:, 1:]).float())
+    assert pool.y.tolist() == (rows[:, 0] - 1).tolist() and pool.num_classes == k
+
+
+# ----------------------------------------------------------------------------------------
+# Checksums and the offline error
+# ----------------------------------------------------------------------------------------
+
+
+def test_checksum_mismatch_on_disk_is_not_used(tmp_path):
+    folder = tmp_path / "svhn"
+    folder.mkdir()
+    (folder / "train_32x32.mat").write_bytes(b"not the published file")
+    with pytest.raises(ChecksumMismatchError, match="md5 e26dedcc434d2e4c54c9b2d4a06d8373") as e:
+        load_dataset("svhn", root=tmp_path)
+    assert str(folder / "train_32x32.mat") in str(e.value) and "was not used" in str(e.value)
+    assert not (folder / "svhn-pool-v1.npz").exists()
+
+
+def test_checksum_mismatch_on_download_deletes_it(monkeypatch, tmp_path):
+    serve(monkeypatch, {"cifar-10-python.tar.gz": b"<html>rate limited</html>"})
+    with pytest.raises(ChecksumMismatchError, match="checksum mismatch.*downloaded from"):
+        load_dataset("cifar10", root=tmp_path)
+    assert list((tmp_path / "cifar10").iterdir()) == []  # neither the file nor a .part
+
+
+def test_size_mismatch(monkeypatch, tmp_path):
+    serve(monkeypatch, {"Kather_texture_2016_image_tiles_5000.zip": b"short"})
+    with pytest.raises(ChecksumMismatchError, match="expected 258098431 bytes, got 5"):
+        load_dataset("chmnist", root=tmp_path)
+
+
+def test_offline_error_names_file_url_and_path(tmp_path, offline):
+    with pytest.raises(DatasetUnavailableError) as e:
+        load_dataset("cifar10", root=tmp_path)
+    msg = str(e.value)
+    target = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
+    assert isinstance(e.value, FileNotFoundError)
+    assert "cifar-10-python.tar.gz" in msg and str(target) in msg
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in msg
+    assert "Name or service not known" in msg
+    assert f"{tmp_path / 'cifar10' / 'cifar-10-batches-py'} exists" in msg
+    assert offline == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
+    assert list((tmp_path / "cifar10").iterdir()) == []
+
+    offline.clear()
+    with pytest.raises(DatasetUnavailableError, match="not verified") as e:
+        load_dataset("purchase100", root=tmp_path)
+    assert len(offline) == 2  # canonical source, then the mirror
+    assert str(tmp_path / "purchase100" / "dataset_purchase.tgz") in str(e.value)
+
+    offline.clear()
+    with pytest.raises(DatasetUnavailableError, match="download=False"):
+        load_dataset("svhn", root=tmp_path, download=False)
+    assert offline == []
+
+
+# ----------------------------------------------------------------------------------------
+# Splits (PAPER.md, "Data and splits")
+# ----------------------------------------------------------------------------------------
+
+
+def test_cifar10_split_sizes_from_arithmetic():
+    assert split_sizes(60000) == split_sizes(60000, half="shadow") == (13500, 3000, 13500)
+    assert split_sizes(8000) == (1800, 400, 1800)
+    assert split_sizes(7) == (0, 1, 2) and split_sizes(7, half="shadow") == (1, 1, 2)
+    with pytest.raises(ValueError, match="half"):
+        split_sizes(10, half="attack")
+
+
+def test_paper_splits_cifar10_sizes_and_disjointness():
+    n = 60000
+    s = paper_splits(n)
+    assert s.victim.sizes() == (13500, 3000, 13500) and s.num_shadows == 5
+    victim = np.concatenate([s.victim.train, s.victim.dev, s.victim.test])
+    shadow_half = np.concatenate([s.shadows[0].train, s.shadows[0].dev, s.shadows[0].test])
+    assert np.intersect1d(victim, shadow_half).size == 0
+    assert np.array_equal(np.sort(np.concatenate([victim, shadow_half])), np.arange(n))
+    for sh in s.shadows:
+        assert sh.sizes() == (13500, 3000, 13500)
+        half = np.sort(np.concatenate([sh.train, sh.dev, sh.test]))
+        assert np.array_equal(half, np.sort(shadow_half))  # re-splits of the same half
+        assert len(np.unique(half)) == 30000
+    assert s.victim.train.dtype == np.int64
+    assert s.victim.members is s.victim.train and s.victim.non_members is s.victim.test
+
+
+def test_paper_splits_match_the_authors_sklearn_chain():
+    from sklearn.model_selection import train_test_split
+
+    n, seed = 1001, 7
+    s = paper_splits(n, seed=seed, num_shadows=3)
+    victim, shadow = train_test_split(list(range(n)), test_size=0.5, random_state=seed)
+    v_train, v_test = train_test_split(victim, test_size=0.45, random_state=seed)
+    v_train, v_dev = train_test_split(v_train, test_size=0.1818, random_state=seed)
+    assert s.victim.train.tolist() == v_train
+    assert s.victim.dev.tolist() == v_dev and s.victim.test.tolist() == v_test
+    for i, sh in enumerate(s.shadows):
+        a_train, a_test = train_test_split(shadow, test_size=0.45, random_state=seed + i)
+        a_train, a_dev = train_test_split(a_train, test_size=0.1818, random_state=seed + i)
+        assert (sh.train.tolist(), sh.dev.tolist(), sh.test.tolist()) == (a_train, a_dev, a_test)
+
+
+def test_paper_splits_deterministic_and_shadows_differ():
+    a, b, c = paper_splits(2000, seed=3), paper_splits(2000, seed=3), paper_splits(2000, seed=4)
+    for x, y in zip([a.victim, *a.shadows], [b.victim, *b.shadows], strict=True):
+        for part in ("train", "dev", "test"):
+            assert np.array_equal(getattr(x, part), getattr(y, part))
+    assert not np.array_equal(a.victim.train, c.victim.train)
+    trains = [set(sh.train.tolist()) for sh in a.shadows]
+    for i in range(len(trains)):
+        for j in range(i + 1, len(trains)):
+            assert trains[i] != trains[j]
+            assert trains[i] & trains[j]  # shadow splits overlap each other
+
+
+def test_paper_splits_validate_inputs():
+    with pytest.raises(ValueError, match="at least 8"):
+        paper_splits(7)
+    assert paper_splits(8).victim.sizes() == (1, 1, 2)
+    with pytest.raises(ValueError, match="0 <= seed"):
+        paper_splits(100, seed=-1)
+    with pytest.raises(ValueError, match="0 <= seed"):
+        paper_splits(100, seed=2**32 - 2, num_shadows=5)
+    with pytest.raises(ValueError, match="num_shadows must be at least 1"):
+        paper_splits(100, num_shadows=0)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        paper_splits(100, seed=True)
+
+
+def test_split_validation():
+    with pytest.raises(ValueError, match="disjoint"):
+        Split(train=np.array([0, 1]), dev=np.array([2]), test=np.array([1]))
+    with pytest.raises(ValueError, match="1-D integer"):
+        Split(train=np.array([0.0]), dev=np.array([1]), test=np.array([2]))
+    with pytest.raises(ValueError, match="at least one shadow"):
+        Splits(victim=Split(np.array([0]), np.array([1]), np.array([2])), shadows=())
+    s = Split(train=[3, 4], dev=[], test=[5])
+    assert s.dev.dtype == np.int64 and s.sizes() == (2, 0, 1)

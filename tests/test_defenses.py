@@ -1,0 +1,313 @@
+"""Tests of miakit.defenses: PPB, adversarial regularisation, DP-SGD, the dispatcher.
+
+PAPER.md, "The defense". Tiny seeded data and models; the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import prune
+
+from miakit.data import Data
+from miakit.defenses import (
+    DEFENSES,
+    LAMBDAS,
+    NOISE_MULTIPLIERS,
+    PPB,
+    THETAS,
+    AdversarialRegularization,
+    DefenseResult,
+    default_delta,
+    dp_finetune,
+    finetune_defended,
+    make_defense,
+    ppb_divergence,
+    ppb_loss,
+)
+from miakit.train import TrainConfig, fit
+
+K = 3
+F_IN = 8
+
+
+def blobs(n: int, seed: int) -> Data:
+    """Three well-separated Gaussian blobs in 8 dimensions (the same centres always)."""
+    centres = torch.randn(K, F_IN, generator=torch.Generator().manual_seed(123)) * 3.0
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, K, (n,), generator=g)
+    x = centres[y] + torch.randn(n, F_IN, generator=g)
+    return Data(x.float(), y.long(), num_classes=K, name="blobs")
+
+
+def mlp(seed: int = 0, batchnorm: bool = False) -> nn.Module:
+    torch.manual_seed(seed)
+    norm: list[nn.Module] = [nn.BatchNorm1d(16)] if batchnorm else []
+    return nn.Sequential(nn.Linear(F_IN, 16), *norm, nn.ReLU(), nn.Linear(16, K))
+
+
+@pytest.fixture(scope="module")
+def train() -> Data:
+    return blobs(128, seed=1)
+
+
+@pytest.fixture(scope="module")
+def dev() -> Data:
+    return blobs(64, seed=2)
+
+
+# ---------------------------------------------------------------------------------------
+# PPB
+# ---------------------------------------------------------------------------------------
+
+
+def _log_softmax(row: list[float]) -> list[float]:
+    m = max(row)
+    lse = m + math.log(sum(math.exp(v - m) for v in row))
+    return [v - lse for v in row]
+
+
+def test_sweeps_are_the_papers() -> None:
+    assert LAMBDAS == (1, 2, 4, 8, 16)
+    assert THETAS == (1, 2, 4, 8)
+    assert NOISE_MULTIPLIERS == (0.01, 0.1, 1.0)
+    assert PPB().lam == 4.0
+
+
+def test_ppb_loss_matches_hand_computation() -> None:
+    z = [[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 3.0], [0.0, 0.5, 0.0]]
+    y = [0, 1, 2, 1]
+    lam = 4.0
+    ce = -sum(_log_softmax(row)[label] for row, label in zip(z, y, strict=True)) / 4
+    # halves: A = rows 0, 1; B = rows 2, 3; each row sorted descending
+    sorted_a = [sorted(r, reverse=True) for r in z[:2]]
+    sorted_b = [sorted(r, reverse=True) for r in z[2:]]
+    kl_pq, kl_qp = 0.0, 0.0
+    for ra, rb in zip(sorted_a, sorted_b, strict=True):
+        log_q, log_p = _log_softmax(ra), _log_softmax(rb)
+        kl_pq += sum(math.exp(lp) * (lp - lq) for lp, lq in zip(log_p, log_q, strict=True))
+        kl_qp += sum(math.exp(lq) * (lq - lp) for lp, lq in zip(log_p, log_q, strict=True))
+    kl_pq /= 2  # batch-mean over the 2 pairs
+    kl_qp /= 2
+    assert abs(kl_pq - kl_qp) > 1e-3  # the direction is distinguishable on this batch
+
+    logits = torch.tensor(z, dtype=torch.float64)
+    got = ppb_loss(logits, torch.tensor(y), lam)
+    assert got.item() == pytest.approx(ce + lam * kl_pq, rel=1e-12)
+    assert ppb_divergence(logits).item() == pytest.approx(kl_pq, rel=1e-12)
+    assert ppb_loss(logits, torch.tensor(y), 0.0).item() == pytest.approx(ce, rel=1e-12)
+    as_f32 = ppb_loss(logits.float(), torch.tensor(y), lam).item()
+    assert as_f32 == pytest.approx(ce + lam * kl_pq, abs=1e-5)
+    as_bf16 = ppb_loss(logits.bfloat16(), torch.tensor(y), lam)  # autocast output dtype
+    assert as_bf16.dtype == torch.float32
+
+
+def test_ppb_gradient_reaches_both_halves() -> None:
+    logits = torch.randn(6, 5, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    ppb_divergence(logits).backward()
+    grad_rows = logits.grad.abs().sum(1)
+    assert (grad_rows[:3] > 0).all(), "half A gets no gradient from the KL term"
+    assert (grad_rows[3:] > 0).all(), "half B (the KL target) gets no gradient"
+
+
+def test_ppb_odd_batch_leaves_last_sample_out_of_kl_only() -> None:
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(5, K, generator=g).requires_grad_()
+    y = torch.randint(0, K, (5,), generator=g)
+    loss = ppb_loss(logits, y, 2.0)
+    expected = F.cross_entropy(logits, y) + 2.0 * ppb_divergence(logits[:4])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    kl_only = logits.detach().clone().requires_grad_()
+    ppb_divergence(kl_only).backward()
+    assert kl_only.grad[4].abs().sum().item() == 0.0
+    assert (kl_only.grad[:4].abs().sum(1) > 0).all()
+    one = torch.randn(1, K).requires_grad_()
+    assert ppb_divergence(one).item() == 0.0  # a single sample has no pair
+    assert ppb_loss(one, torch.tensor([0]), 4.0).item() == pytest.approx(
+        F.cross_entropy(one, torch.tensor([0])).item()
+    )
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_bad_lambda_theta_noise_rejected(bad: float, dev: Data) -> None:
+    z, y = torch.zeros(2, K), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="lam="):
+        ppb_loss(z, y, bad)
+    with pytest.raises(ValueError, match="lam="):
+        PPB(lam=bad)
+    with pytest.raises(ValueError, match="theta="):
+        AdversarialRegularization(dev, K, theta=bad)
+    with pytest.raises(ValueError, match="lam="):
+        make_defense("ppb", lam=bad)
+    with pytest.raises(ValueError, match="theta="):
+        make_defense("advreg", theta=bad)
+    with pytest.raises(ValueError, match="noise_multiplier="):
+        make_defense("dpsgd", noise_multiplier=bad)
+
+
+def test_zero_noise_and_bad_k_rejected(train: Data, dev: Data) -> None:
+    with pytest.raises(ValueError, match="noise_multiplier=0"):
+        dp_finetune(mlp(), train, dev, TrainConfig(epochs=1), noise_multiplier=0.0)
+    with pytest.raises(ValueError, match="k=0"):
+        AdversarialRegularization(dev, K, k=0)
+
+
+# ---------------------------------------------------------------------------------------
+# Adversarial regularisation
+# ---------------------------------------------------------------------------------------
+
+
+def test_advreg_updates_inference_model_every_step(train: Data, dev: Data) -> None:
+    reg = AdversarialRegularization(dev, K, theta=1.0, k=2, seed=0)
+    changed: list[bool] = []
+
+    def watched(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        before = [p.detach().clone() for p in reg.inference_model.parameters()]
+        loss = reg(model, x, y)
+        after = list(reg.inference_model.parameters())
+        changed.append(all(not torch.equal(b, a) for b, a in zip(before, after, strict=True)))
+        return loss
+
+    cfg = TrainConfig(epochs=2, batch_size=32, patience=0)
+    fit(mlp(), train, dev, cfg, objective=watched, device="cpu")
+    steps = 2 * math.ceil(len(train) / 32)
+    assert len(changed) == steps
+    assert all(changed), "the inference model was not updated on some classifier step"
+    assert reg.inference_steps == steps * 2
+
+
+def test_advreg_classifier_loss_is_ce_minus_theta_bce(train: Data, dev: Data) -> None:
+    theta = 2.0
+    reg = AdversarialRegularization(dev, K, theta=theta, k=1)
+    model = mlp()
+    x, y = train.x[:16], train.y[:16]
+    loss = reg(model, x, y)
+    assert reg.inference_steps == 1
+    grads_h = [p.grad.clone() for p in reg.inference_model.parameters()]
+    with torch.no_grad():
+        out = model(x)
+        feats = torch.cat([out.softmax(1), F.one_hot(y, K).float()], dim=1)
+        h = reg.inference_model(feats)
+        bce_members = F.binary_cross_entropy_with_logits(h, torch.ones_like(h))
+        expected = F.cross_entropy(out, y) - theta * bce_members
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()  # the classifier's loss must not train the inference model
+    for g, p in zip(grads_h, reg.inference_model.parameters(), strict=True):
+        assert torch.equal(g, p.grad)
+    assert all(p.grad is not None for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------
+# DP-SGD
+# ---------------------------------------------------------------------------------------
+
+
+def test_default_delta() -> None:
+    assert default_delta(100) == 1e-5
+    assert default_delta(13500) == 1e-5
+    assert default_delta(100_000) == 1e-5
+    assert default_delta(200_000) == 1e-6
+
+
+def test_dp_epsilon_finite_and_grows_as_noise_falls(train: Data, dev: Data) -> None:
+    cfg = TrainConfig(epochs=1, batch_size=32, patience=0, seed=0)
+    eps = {}
+    for sigma in (1.0, 0.1):
+        res = dp_finetune(mlp(), train, dev, cfg, noise_multiplier=sigma, device="cpu")
+        assert res.delta == 1e-5 and res.epochs_run == 1 and res.converted == []
+        assert res.steps == math.ceil(len(train) / 32)
+        assert res.sample_rate == pytest.approx(1 / 4)
+        assert math.isfinite(res.epsilon) and res.epsilon > 0
+        assert res.history[-1]["epsilon"] == pytest.approx(res.epsilon)
+        assert not res.model.training
+        eps[sigma] = res.epsilon
+    assert eps[0.1] > eps[1.0]
+
+
+def _prune_all(model: nn.Module) -> dict[str, torch.Tensor]:
+    masks = {}
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            prune.l1_unstructured(m, "weight", amount=0.5)
+            masks[name] = m.weight_mask.clone()
+    return masks
+
+
+def test_dp_pruned_weights_stay_exactly_zero(train: Data, dev: Data) -> None:
+    model = mlp(seed=3)
+    masks = _prune_all(model)
+    before = {n: m.weight.detach().clone() for n, m in model.named_modules() if n in masks}
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-2, patience=0, seed=0)
+    res = dp_finetune(model, train, dev, cfg, noise_multiplier=0.1, device="cpu")
+    assert res.model is model  # no conversion needed: trained in place
+    assert res.best_epoch >= 1, "precondition: DP training improved on the pruned weights"
+    for name, module in model.named_modules():
+        if name not in masks:
+            continue
+        assert prune.is_pruned(module) and torch.equal(module.weight_mask, masks[name])
+        off = masks[name] == 0
+        assert (module.weight[off] == 0).all() and (module.weight_orig[off] == 0).all()
+        assert not torch.equal(module.weight[~off], before[name][~off])  # it did train
+
+
+def test_dp_converts_batchnorm_and_reports_it(train: Data, dev: Data) -> None:
+    model = mlp(seed=4, batchnorm=True)
+    masks = _prune_all(model)
+    orig_state = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = TrainConfig(epochs=1, batch_size=32, patience=0)
+    res = dp_finetune(model, train, dev, cfg, noise_multiplier=1.0, device="cpu")
+    assert res.converted == ["1: BatchNorm1d -> GroupNorm(16, 16)"]
+    assert res.model is not model
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in res.model.modules())
+    assert isinstance(model[1], nn.BatchNorm1d)  # the input is left untouched
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in orig_state.items())
+    for name in masks:
+        trained = res.model.get_submodule(name)
+        assert prune.is_pruned(trained)
+        assert (trained.weight[masks[name] == 0] == 0).all()
+    record = finetune_defended(mlp(batchnorm=True), train, dev, cfg, "dpsgd").record()
+    assert record["converted"] == ["1: BatchNorm1d -> GroupNorm(16, 16)"]
+
+
+# ---------------------------------------------------------------------------------------
+# Registry and dispatcher
+# ---------------------------------------------------------------------------------------
+
+
+def test_make_defense_names_and_options() -> None:
+    with pytest.raises(ValueError, match=r"unknown defense 'mixup'.*'advreg'.*'ppb'"):
+        make_defense("mixup")
+    with pytest.raises(ValueError, match=r"does not take option\(s\) \['theta'\]"):
+        make_defense("ppb", theta=1.0)
+    assert make_defense(None).name == "none"
+    assert make_defense("PPB").params == {"lam": 4.0}
+    assert make_defense("advreg", theta=8).params == {"theta": 8.0, "k": 1, "lr": 1e-3, "seed": 0}
+    spec = make_defense("dpsgd", noise_multiplier=0.1)
+    assert spec.params == {"noise_multiplier": 0.1, "max_grad_norm": 1.0, "delta": None}
+    assert set(DEFENSES) == {"none", "ppb", "advreg", "dpsgd"}
+    with pytest.raises(ValueError, match="no objective"):
+        spec.objective(Data(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), 2), 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "opts"),
+    [("none", {}), ("ppb", {"lam": 8.0}), ("advreg", {"theta": 2.0}), ("dpsgd", {})],
+)
+def test_finetune_defended_uniform_result(name: str, opts: dict, train: Data, dev: Data) -> None:
+    model = mlp(seed=5)
+    cfg = TrainConfig(epochs=2, batch_size=32, patience=0)
+    res = finetune_defended(model, train, dev, cfg, name, device="cpu", **opts)
+    assert isinstance(res, DefenseResult) and res.name == name
+    assert res.model is model and res.epochs_run == 2 and len(res.history) == 2
+    assert 0.0 <= res.best_dev_acc <= 1.0
+    assert res.params == make_defense(name, **opts).params
+    row = res.record()
+    assert row["defense"] == name and "model" not in row
+    if name == "dpsgd":
+        assert math.isfinite(res.epsilon) and res.delta == 1e-5
+    else:
+        assert res.epsilon is None and res.delta is None and res.converted == []
