@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from miakit.experiment import PROFILES, Experiment, profile
+from miakit.experiment import ORIGINAL, PROFILES, Experiment, profile
 from miakit.store import Store
 
 __all__ = ["main", "parse_set"]
@@ -40,7 +40,13 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 def _print_table(title: str, frame: pd.DataFrame) -> None:
     print(f"\n{title}")
-    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def _summary(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = ["attack", "balanced_accuracy", "auc", "tpr@1%fpr"]
+    return frame[cols].rename(columns={"balanced_accuracy": "acc"})
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -55,10 +61,33 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     print(
         f"miakit run: profile={args.profile} dataset={cfg.dataset} arch={cfg.arch} "
-        f"device={exp.device} cache={exp.store.root}"
+        f"pruner={cfg.pruner}@{cfg.sparsity:g} device={exp.device} cache={exp.store.root}"
+    )
+    pruned = exp.variant()
+    defended = exp.variant(defense="ppb")
+    _print_table(
+        "Accuracy before and after pruning (members = train, non-members = test)",
+        exp.variants_table([ORIGINAL, pruned]),
+    )
+    original = _summary(exp.attack_table(ORIGINAL))
+    after = _summary(exp.attack_table(pruned))
+    _print_table(
+        f"Attacks on the victim: original vs pruned ({pruned.label}); shadows pruned alike",
+        original.merge(after, on="attack", suffixes=("_original", "_pruned")),
     )
     _print_table(
-        "Victim and shadow accuracy (members = train, non-members = test)", exp.accuracy_table()
+        f"PPB defense (lambda={cfg.defense_lambda:g}) during fine-tuning: accuracy",
+        exp.variants_table([defended])[["model", "train_acc", "test_acc", "gap", "sparsity"]],
+    )
+    nonadaptive = _summary(exp.attack_table(defended, shadows=pruned))
+    adaptive = _summary(exp.attack_table(defended))
+    _print_table(
+        "Attacks before (pruned) and after the defense: non-adaptive (shadows undefended) "
+        "and adaptive (shadows defended)",
+        after.merge(nonadaptive, on="attack", suffixes=("_pruned", "_nonadaptive")).merge(
+            adaptive.rename(columns={c: f"{c}_adaptive" for c in adaptive.columns[1:]}),
+            on="attack",
+        ),
     )
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return 0

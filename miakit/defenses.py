@@ -405,7 +405,7 @@ class AdversarialRegularization:
             attacker_loss = F.binary_cross_entropy_with_logits(
                 member_logit, torch.ones_like(member_logit)
             )
-        return ce + self.theta * attacker_loss
+        return ce - self.theta * attacker_loss
 
     def __repr__(self) -> str:
         return (

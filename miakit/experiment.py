@@ -20,25 +20,48 @@ resumes.
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from miakit.data import DATASETS, Data, Splits, load_dataset, paper_splits
+from miakit.attacks import ATTACKS, BASELINES, AttackInputs, make_attack
+from miakit.data import DATASETS, Data, Splits, _canonical_name, load_dataset, paper_splits
+from miakit.defenses import _convert_for_opacus, make_defense
+from miakit.metrics import AttackResult, evaluate_attack, results_frame
 from miakit.models import ARCHS, build_model
+from miakit.prune import PRUNERS, prune_model, restore_masks, sparsity_report
 from miakit.store import Store
-from miakit.train import FitResult, TrainConfig, accuracy, fit, resolve_device
+from miakit.train import (
+    FitResult,
+    TrainConfig,
+    accuracy,
+    fit,
+    logits,
+    resolve_device,
+    sensitivity,
+)
 
-__all__ = ["PROFILES", "Experiment", "ExperimentConfig", "TrainedModel", "profile"]
+__all__ = [
+    "ORIGINAL",
+    "PROFILES",
+    "Experiment",
+    "ExperimentConfig",
+    "TrainedModel",
+    "Variant",
+    "profile",
+]
 
 #: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
-STEP_VERSIONS = {"train": 1}
+STEP_VERSIONS = {"train": 1, "prune": 1, "signals": 1, "attack": 1}
 
 
 @dataclass(frozen=True)
@@ -81,9 +104,15 @@ class ExperimentConfig:
     defense_lambda: float = 4.0
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
+        try:
+            object.__setattr__(self, "dataset", _canonical_name(self.dataset))
+        except (KeyError, TypeError):
             raise ValueError(
                 f"unknown dataset {self.dataset!r}; known datasets: {', '.join(sorted(DATASETS))}"
+            ) from None
+        if self.pruner not in PRUNERS:
+            raise ValueError(
+                f"unknown pruning method {self.pruner!r}; known methods: {', '.join(PRUNERS)}"
             )
         if self.arch not in ARCHS:
             raise ValueError(
@@ -184,6 +213,56 @@ def profile(name: str | None = None, **overrides: Any) -> ExperimentConfig:
         raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
     cfg = PROFILES[name]
     return cfg.with_overrides(**overrides) if overrides else cfg
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which version of a model: the original, or pruned (and maybe defended).
+
+    Attributes:
+        pruner: pruning method, or ``None`` for the original (unpruned) model.
+        sparsity: requested sparsity (ignored for the original).
+        defense: defense used during post-pruning fine-tuning (``"none"``: plain
+            fine-tuning with early stopping, the undefended pruned model).
+        defense_params: the defense's options as sorted ``(name, value)`` pairs.
+    """
+
+    pruner: str | None = None
+    sparsity: float = 0.0
+    defense: str = "none"
+    defense_params: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.pruner is None:
+            if self.defense != "none":
+                raise ValueError("a defense applies to post-pruning fine-tuning: give a pruner")
+            object.__setattr__(self, "sparsity", 0.0)
+            return
+        if self.pruner not in PRUNERS:
+            raise ValueError(
+                f"unknown pruning method {self.pruner!r}; known methods: {', '.join(PRUNERS)}"
+            )
+        spec = make_defense(self.defense, **dict(self.defense_params))
+        object.__setattr__(self, "defense", spec.name)
+        object.__setattr__(self, "defense_params", tuple(sorted(spec.params.items())))
+
+    @property
+    def is_original(self) -> bool:
+        return self.pruner is None
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: ``original``, ``l1_unstructured@0.7``, ``...+ppb(lam=4.0)``."""
+        if self.pruner is None:
+            return "original"
+        out = f"{self.pruner}@{self.sparsity:g}"
+        if self.defense != "none":
+            args = ",".join(f"{k}={v}" for k, v in self.defense_params if v is not None)
+            out += f"+{self.defense}({args})"
+        return out
+
+
+ORIGINAL = Variant()
 
 
 @dataclass
@@ -324,6 +403,251 @@ class Experiment:
         """All shadow models, each trained on its own re-split of the shadow half."""
         return [self.trained(f"shadow{i}") for i in range(self.config.num_shadows)]
 
+    # -- pruned and defended models -------------------------------------------------------
+    def variant(
+        self,
+        pruner: str | None = None,
+        sparsity: float | None = None,
+        defense: str = "none",
+        **defense_params: Any,
+    ) -> Variant:
+        """A pruned :class:`Variant` with the config's pruner/sparsity as defaults.
+
+        ``defense="ppb"`` without ``lam`` uses the config's ``defense_lambda``.
+        """
+        if defense == "ppb" and "lam" not in defense_params:
+            defense_params["lam"] = self.config.defense_lambda
+        return Variant(
+            pruner or self.config.pruner,
+            self.config.sparsity if sparsity is None else sparsity,
+            defense,
+            tuple(sorted(defense_params.items())),
+        )
+
+    def _variant_key(self, role: str, variant: Variant) -> dict[str, Any]:
+        return {
+            "base": self._base_key(role),
+            "pruner": variant.pruner,
+            "sparsity": variant.sparsity,
+            "defense": variant.defense,
+            "defense_params": variant.defense_params,
+            "finetune": replace(self.config.finetune_config, seed=self.role_seed(role)),
+            "version": STEP_VERSIONS["prune"],
+        }
+
+    def model(self, role: str, variant: Variant = ORIGINAL) -> TrainedModel:
+        """A role's model in a variant: original, or pruned + fine-tuned (+ defended).
+
+        PAPER.md, "Pruning": one-shot prune of the best checkpoint, then fine-tune
+        for half the training epochs with the same optimizer and early stopping;
+        every shadow is pruned the same way on its own shadow-train split.
+        """
+        if variant.is_original:
+            return self.trained(role)
+        key = self._variant_key(role, variant)
+        if not self.store.has("model", key):
+            base = self.trained(role)
+            model = copy.deepcopy(base.model)
+            prune_model(model, variant.pruner, variant.sparsity)
+            train, dev, test = self.role_data(role)
+            defense = make_defense(variant.defense, **dict(variant.defense_params))
+            result = defense.finetune(
+                model,
+                train,
+                dev,
+                replace(self.config.finetune_config, seed=self.role_seed(role)),
+                device=self.device,
+                progress=self.progress,
+            )
+            model = result.model if result.model is not None else model
+            report = sparsity_report(model, tuple(self.data.x.shape[1:]))
+            info = {
+                "train_acc": accuracy(model, train, device=self.device),
+                "test_acc": accuracy(model, test, device=self.device),
+                "sparsity": report.sparsity,
+                "sparsity_all": report.sparsity_all,
+                "macs_fraction": report.macs_fraction,
+                **{f"defense_{k}": v for k, v in result.record().items()},
+            }
+            self.store.save_model("model", key, model.cpu(), info)
+        tensors, info = self.store.load_tensors("model", key)
+        model = self.new_model()
+        if info.get("defense_converted"):
+            model, _ = _convert_for_opacus(model)
+        restore_masks(model, tensors)
+        model.load_state_dict(tensors)
+        return TrainedModel(role, model.to(self.device).eval(), info)
+
+    # -- attack signals -------------------------------------------------------------------
+    def _sample_set(self, role: str, samples: str) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and membership of a named sample set for a role's model.
+
+        ``"own"``: the role's members (train) then non-members (test), the set its
+        attacks are fitted or evaluated on. ``"victim"``: the victim's members and
+        non-members (membership w.r.t. the victim); ``"population"``: the victim's
+        dev split (non-members of every model), RMIA's population.
+        """
+        if samples == "own":
+            s = self._split(role)
+        elif samples == "victim":
+            s = self.splits.victim
+        elif samples == "population":
+            idx = self.splits.victim.dev
+            return idx, np.zeros(len(idx), dtype=np.int64)
+        else:
+            raise ValueError(f"unknown sample set {samples!r}; use 'own', 'victim' or 'population'")
+        idx = np.concatenate([s.train, s.test])
+        membership = np.concatenate([np.ones(len(s.train)), np.zeros(len(s.test))])
+        return idx, membership.astype(np.int64)
+
+    def signals(self, role: str, variant: Variant = ORIGINAL, samples: str = "own") -> AttackInputs:
+        """Posteriors, logits, labels and sensitivity of a model on a sample set (cached).
+
+        Computed once per (model, sample set); every attack reads them.
+        Sensitivity follows PAPER.md, "SAMIA" (m perturbations of scale eps).
+        """
+        c = self.config
+        base = self._base_key(role) if variant.is_original else self._variant_key(role, variant)
+        key = {
+            "model": base,
+            "samples": samples,
+            "m": c.sensitivity_m,
+            "eps": c.sensitivity_eps,
+            "version": STEP_VERSIONS["signals"],
+        }
+        idx, membership = self._sample_set(role, samples)
+
+        def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            model = self.model(role, variant).model
+            x = self.data.x[torch.as_tensor(idx)]
+            out = logits(model, x, device=self.device)
+            sens = sensitivity(
+                model,
+                x,
+                m=c.sensitivity_m,
+                eps=c.sensitivity_eps,
+                seed=c.seed,
+                device=self.device,
+            )
+            return {"logits": out, "sensitivity": sens}, {}
+
+        tensors, _ = self.store.get_or_create("signals", key, create)
+        out = tensors["logits"].double()
+        return AttackInputs(
+            posteriors=out.softmax(1).numpy(),
+            labels=self.data.y[torch.as_tensor(idx)].numpy().astype(np.int64),
+            sensitivity=tensors["sensitivity"].double().numpy(),
+            membership=membership,
+            logits=out.numpy(),
+        )
+
+    def shadow_signals(self, variant: Variant = ORIGINAL) -> AttackInputs:
+        """All shadows' signals on their own members and non-members, pooled."""
+        roles = self.roles()[1:]
+        return AttackInputs.concat([self.signals(r, variant) for r in roles])
+
+    # -- attacks --------------------------------------------------------------------------
+    def _attack_options(self, name: str) -> dict[str, Any]:
+        if name in ("nn", "top3_nn", "nncls", "samia"):
+            return {
+                "epochs": self.config.attack_epochs,
+                "seed": self.config.seed,
+                "device": self.device,
+            }
+        return {}
+
+    def attack(
+        self,
+        name: str,
+        victim: Variant = ORIGINAL,
+        shadows: Variant | None = None,
+        **options: Any,
+    ) -> AttackResult:
+        """Run one attack against the victim and score it (scores cached).
+
+        Args:
+            name: a key of :data:`miakit.attacks.ATTACKS`.
+            victim: the victim's variant (original, pruned, defended).
+            shadows: the shadows' variant; default the victim's (PAPER.md, "SAMIA":
+                shadows pruned with the victim's method and sparsity). A different
+                variant models an adversary who knows less (mismatched method or
+                sparsity) or a non-adaptive attack on a defended victim.
+            **options: attack options (e.g. ``use_sensitivity=False`` for SAMIA).
+        """
+        if name not in ATTACKS:
+            raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
+        shadows = victim if shadows is None else shadows
+        target = self.signals("victim", victim)
+        key = {
+            "victim": self._variant_key("victim", victim)
+            if not victim.is_original
+            else self._base_key("victim"),
+            "shadows": shadows,
+            "attack": name,
+            "options": sorted(options.items()),
+            "m": self.config.sensitivity_m,
+            "attack_epochs": self.config.attack_epochs,
+            "seed": self.config.seed,
+            "version": STEP_VERSIONS["attack"],
+        }
+
+        def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            opts = {**self._attack_options(name), **options}
+            if name == "lira":
+                refs = [self.signals(r, shadows, "victim") for r in self.roles()[1:]]
+                attack = make_attack(name, reference=_all_out(refs), **opts)
+            elif name == "rmia":
+                refs = [self.signals(r, shadows, "victim") for r in self.roles()[1:]]
+                pop_refs = [self.signals(r, shadows, "population") for r in self.roles()[1:]]
+                attack = make_attack(
+                    name,
+                    reference=_all_out(refs),
+                    population=self.signals("victim", victim, "population"),
+                    population_reference=pop_refs,
+                    **opts,
+                )
+            else:
+                attack = make_attack(name, **opts).fit(self.shadow_signals(shadows))
+            scores = np.asarray(attack.score(target), dtype=np.float64)
+            decisions = (scores >= attack.threshold).astype(np.int64)
+            return (
+                {"scores": torch.from_numpy(scores), "decisions": torch.from_numpy(decisions)},
+                {"threshold": float(attack.threshold)},
+            )
+
+        tensors, _ = self.store.get_or_create("attack", key, create)
+        tags = {"victim": victim.label, "shadows": shadows.label}
+        return evaluate_attack(
+            name,
+            target.require_membership(),
+            np.nan_to_num(tensors["scores"].numpy(), nan=0.0, posinf=1e300, neginf=-1e300),
+            tensors["decisions"].numpy(),
+            tags=tags,
+        )
+
+    def attack_table(
+        self,
+        victim: Variant = ORIGINAL,
+        shadows: Variant | None = None,
+        attacks: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Every attack against one victim variant: a tidy DataFrame, one row per attack."""
+        names = list(attacks) if attacks is not None else list(ATTACKS)
+        return results_frame([self.attack(n, victim, shadows) for n in names])
+
+    def model_row(self, role: str, variant: Variant = ORIGINAL) -> dict[str, Any]:
+        """Accuracy (and sparsity, defense) of one model as a table row."""
+        info = self.model(role, variant).info
+        return {
+            "model": role,
+            "variant": variant.label,
+            "train_acc": info["train_acc"],
+            "test_acc": info["test_acc"],
+            "gap": info["train_acc"] - info["test_acc"],
+            "sparsity": info.get("sparsity", 0.0),
+            "epsilon": info.get("defense_epsilon"),
+        }
+
     # -- tables ----------------------------------------------------------------------------
     def accuracy_table(self) -> pd.DataFrame:
         """Train/test accuracy and their gap for the victim and every shadow (one row each)."""
@@ -341,6 +665,15 @@ class Experiment:
             )
         return pd.DataFrame(rows)
 
+    def variants_table(self, variants: Sequence[Variant]) -> pd.DataFrame:
+        """Train/test accuracy and sparsity of the victim and shadows in each variant."""
+        return pd.DataFrame([self.model_row(r, v) for v in variants for r in self.roles()])
+
     def describe(self) -> dict[str, Any]:
         """The config as a plain dict (for notebook headers and result tables)."""
         return asdict(self.config)
+
+
+def _all_out(refs: list[AttackInputs]) -> list[AttackInputs]:
+    """Reference signals with membership set to OUT: shadows never train on victim samples."""
+    return [replace(r, membership=np.zeros(r.num_samples, dtype=np.int64)) for r in refs]

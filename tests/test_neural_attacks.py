@@ -31,6 +31,15 @@ def _fast(cls: type) -> dict:
     return FAST if cls is SAMIA else FAST_MLP
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny attack models run fastest on one thread; intra-op threads only contend on CI."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _synthetic(
     n: int,
     seed: int,

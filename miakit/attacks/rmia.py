@@ -25,8 +25,7 @@ and ``gamma = 1`` (its ``ratios > 1.0``; here ``>=``, as in the paper's
 definition, which only changes exact ties).
 
 Example:
-    >>> attack = RMIA(refs_on_targets, victim_on_population, refs_on_population)
-    ... # doctest: +SKIP
+    >>> attack = RMIA(refs_on_target, victim_on_pop, refs_on_pop)  # doctest: +SKIP
     >>> scores = attack.score(victim_inputs)  # doctest: +SKIP
 """
 

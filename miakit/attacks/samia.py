@@ -20,9 +20,8 @@ dropout 0.2, GELU, batch_first, no positional encoding) -> flatten K*64 ->
 Linear 64 + ReLU -> Linear 2. Trained with the attack-model schedule
 (:func:`miakit.attacks.neural.train_attack_model`).
 
-Example:
-    >>> attack = SAMIA(epochs=20).fit(shadow_inputs)  # needs shadow_inputs.sensitivity
-    ... # doctest: +SKIP
+Example (the shadow and victim ``AttackInputs`` must carry ``sensitivity``):
+    >>> attack = SAMIA(epochs=20).fit(shadow_inputs)  # doctest: +SKIP
     >>> scores = attack.score(victim_inputs)  # doctest: +SKIP
 """
 
