@@ -497,13 +497,24 @@ def _restore_pruning(model: nn.Module, masks: Mapping[tuple[str, str], Tensor]) 
         prune.custom_from_mask(module, tensor_name, mask.to(param.device))
 
 
-def _convert_for_opacus(model: nn.Module) -> tuple[nn.Module, list[str]]:
-    """Return an Opacus-compatible model and the list of converted modules."""
+def convert_for_opacus(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """An Opacus-compatible version of ``model`` and the list of modules converted.
+
+    BatchNorm cannot be trained with per-sample gradients; Opacus's
+    ``ModuleValidator.fix`` replaces it by GroupNorm, as Opacus recommends. A model
+    that needs nothing is returned as is (``[]``); otherwise a converted copy.
+    """
     from opacus.validators import ModuleValidator
 
-    if ModuleValidator.is_valid(model):
-        return model, []
-    fixed = ModuleValidator.fix(model)  # a copy: BatchNorm -> GroupNorm(gcd(32, C), C)
+    was_training = model.training
+    model.train()  # Opacus validates train-mode models only; an eval-mode one is not an error
+    try:
+        if ModuleValidator.is_valid(model):
+            return model, []
+        fixed = ModuleValidator.fix(model)
+    finally:
+        model.train(was_training)
+    fixed.train()  # a copy: BatchNorm -> GroupNorm(gcd(32, C), C)
     before = dict(model.named_modules())
     converted = []
     for name, new in fixed.named_modules():
@@ -610,7 +621,7 @@ def dp_finetune(
 
     dev_ = resolve_device(device)
     gen = seed_everything(cfg.seed)
-    work, converted = _convert_for_opacus(model)
+    work, converted = convert_for_opacus(model)
     work.to(dev_)
     masks = _strip_pruning(work)  # on the copy when converted: the input stays intact
     try:

@@ -66,7 +66,7 @@ def _canonical(obj: Any) -> Any:
         return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):
         return [_canonical(v) for v in obj]
-    if isinstance(obj, Path):
+    if isinstance(obj, (Path, torch.device)):
         return str(obj)
     if isinstance(obj, (np.integer, np.floating)):
         return obj.item()

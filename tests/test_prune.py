@@ -1,4 +1,8 @@
-"""Tests of the pruning methods, fine-tuning, sparsity accounting and compaction."""
+"""Tests of the pruning methods, fine-tuning, sparsity accounting and compaction.
+
+The registry test covers small_cnn, mlp, fc and resnet18; ``MIAKIT_FULL_TESTS=1`` adds
+vgg16_bn, mobilenetv2 and densenet121 (about 30 s more on two CPU cores).
+"""
 
 from __future__ import annotations
 
@@ -531,6 +535,11 @@ def test_compact_matches_the_masked_model_and_is_smaller(method):
     else:
         expected = [32 - 16, 64 - 32, 64 - 32]
     assert [c.out_channels for c in convs] == expected
+    # The MACs the report calls effective are exactly those the compacted model runs.
+    masked_rep, small_rep = sparsity_report(model, (1, 8, 8)), sparsity_report(small, (1, 8, 8))
+    assert small_rep.macs_dense == small_rep.macs_effective == masked_rep.macs_effective
+    if method != "slimming":  # hand count: conv 16x9 x 64 + 32x16x9 x 64 + 32x32x9 x 16 + 320
+        assert masked_rep.macs_effective == 9216 + 294912 + 147456 + 320
     model.train()
     rep = compaction_report(model, small, x, repeats=3, warmup=1)
     assert isinstance(rep, CompactionReport)
@@ -554,6 +563,17 @@ def test_compact_keeps_coupled_residual_channels_and_matches_resnet18():
     dead = torch.stack([_zero_filters(c) for c in coupled]).all(dim=0)
     assert 0 < int(dead.sum()) < 32
     assert small.conv1.out_channels == small.layer1[1].conv2.out_channels == 64 - int(dead.sum())
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.skipif(not FULL, reason="heavy architectures: set MIAKIT_FULL_TESTS=1")
+@pytest.mark.parametrize("arch", HEAVY)
+@pytest.mark.parametrize("method", ["l1_structured", "slimming"])
+def test_compact_heavy_archs(arch, method):
+    model = prune_model(_randomise_bn(build_model(arch, 10, (3, 8, 8), seed=0)), method, 0.5)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    small = compact(model, x)
+    assert torch.allclose(small(x), model.eval()(x), atol=1e-5)
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
 
 

@@ -1,0 +1,99 @@
+"""The cached pipeline beyond training: pruning, signals, attacks, defenses (smoke profile)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import miakit.experiment as E
+from miakit.attacks import ATTACKS
+from miakit.experiment import ORIGINAL, Experiment, Variant, profile
+from miakit.prune import sparsity_report
+from miakit.store import Store
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("cache"))
+    return Experiment(profile("smoke"), store=store, device="cpu")
+
+
+def test_variant_labels_and_validation():
+    assert ORIGINAL.label == "original"
+    v = Variant("l1_structured", 0.5, "ppb", (("lam", 2.0),))
+    assert v.label == "l1_structured@0.5+ppb(lam=2.0)"
+    with pytest.raises(ValueError, match="unknown pruning method 'magic'"):
+        Variant("magic", 0.5)
+    with pytest.raises(ValueError, match="give a pruner"):
+        Variant(None, 0.0, "ppb")
+    with pytest.raises(ValueError, match="unknown defense"):
+        Variant("l1_unstructured", 0.5, "prayer")
+
+
+def test_pruned_models_are_cached_and_sparse(exp, monkeypatch):
+    pruned = exp.variant()
+    first = exp.model("victim", pruned)
+    report = sparsity_report(first.model, tuple(exp.data.x.shape[1:]))
+    assert abs(report.sparsity - 0.7) < 0.01
+    assert first.info["sparsity"] == pytest.approx(report.sparsity)
+
+    def boom(*a, **k):
+        raise AssertionError("a cached pruned model was recomputed")
+
+    monkeypatch.setattr(E, "prune_model", boom)
+    again = Experiment(exp.config, store=exp.store, device="cpu").model("victim", pruned)
+    for k, v in first.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
+
+
+def test_signals_are_balanced_and_complete(exp):
+    sig = exp.signals("victim")
+    _, _, test = exp.role_data("victim")
+    assert sig.membership.sum() == len(exp.splits.victim.train)
+    assert (sig.membership == 0).sum() == len(test)
+    assert sig.sensitivity.shape == sig.posteriors.shape
+    np.testing.assert_allclose(sig.posteriors.sum(1), 1.0, atol=1e-9)
+    pooled = exp.shadow_signals()
+    assert pooled.num_samples == sum(
+        len(s.train) + len(s.test) for s in exp.splits.shadows
+    )
+
+
+def test_attack_table_covers_every_attack_and_is_cached(exp, monkeypatch):
+    table = exp.attack_table(exp.variant())
+    assert list(table["attack"]) == list(ATTACKS)
+    assert table["auc"].between(0, 1).all()
+    assert (table["victim"] == "l1_unstructured@0.7").all()
+
+    def boom(*a, **k):
+        raise AssertionError("a cached attack was re-run")
+
+    monkeypatch.setattr(E, "make_attack", boom)
+    again = exp.attack_table(exp.variant())
+    assert again.equals(table)
+
+
+def test_nonadaptive_and_adaptive_defense(exp):
+    pruned, defended = exp.variant(), exp.variant(defense="ppb")
+    assert defended.defense_params == (("lam", exp.config.defense_lambda),)
+    nonadaptive = exp.attack("conf", defended, shadows=pruned)
+    adaptive = exp.attack("conf", defended)
+    assert nonadaptive.tags == {"victim": defended.label, "shadows": pruned.label}
+    assert adaptive.tags["shadows"] == defended.label
+
+
+def test_dpsgd_variant_reloads_with_converted_norms(exp):
+    dp = exp.variant(defense="dpsgd", noise_multiplier=1.0)
+    first = exp.model("victim", dp)
+    assert np.isfinite(first.info["defense_epsilon"]) and first.info["defense_converted"]
+    again = Experiment(exp.config, store=exp.store, device="cpu").model("victim", dp)
+    names = {type(m).__name__ for m in again.model.modules()}
+    assert "GroupNorm" in names and "BatchNorm2d" not in names
+    x = exp.data.x[:5]
+    assert torch.allclose(first.model(x), again.model(x))
+
+
+def test_unknown_attack_is_a_clear_error(exp):
+    with pytest.raises(ValueError, match="unknown attack 'oracle'"):
+        exp.attack("oracle")
