@@ -37,7 +37,14 @@ from torch import nn
 from miakit.attacks import ATTACKS, AttackInputs, make_attack
 from miakit.data import DATASETS, Data, Splits, _canonical_name, load_dataset, paper_splits
 from miakit.defenses import convert_for_opacus, make_defense
-from miakit.metrics import AttackResult, evaluate_attack, results_frame
+from miakit.metrics import (
+    AttackResult,
+    divergence_stats,
+    evaluate_attack,
+    per_class_results,
+    results_frame,
+    roc_curve,
+)
 from miakit.models import ARCHS, build_model
 from miakit.prune import PRUNERS, prune_model, restore_masks, sparsity_report
 from miakit.store import Store, config_key
@@ -58,11 +65,12 @@ __all__ = [
     "ExperimentConfig",
     "TrainedModel",
     "Variant",
+    "from_parameters",
     "profile",
 ]
 
 #: Architectures small enough that one CPU thread beats several (see ``Experiment``).
-TINY_ARCHS = frozenset({"mlp", "small_cnn", "fc"})
+TINY_ARCHS = frozenset({"mlp", "signal_cnn", "small_cnn", "fc"})
 
 #: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
 STEP_VERSIONS = {"train": 1, "prune": 1, "signals": 1, "attack": 1}
@@ -274,6 +282,50 @@ class Variant:
 
 
 ORIGINAL = Variant()
+
+
+@dataclass
+class AttackScores:
+    """An attack's per-sample scores on the victim's members and non-members.
+
+    Attributes:
+        attack: the attack's name.
+        victim: the victim's variant; ``shadows``: the shadows' variant.
+        scores: ``(N,)`` membership scores (higher = member).
+        decisions: ``(N,)`` the attack's own 0/1 decisions.
+        membership: ``(N,)`` truth (1 = member); ``labels``: ground-truth classes.
+    """
+
+    attack: str
+    victim: Variant
+    shadows: Variant
+    scores: np.ndarray
+    decisions: np.ndarray
+    membership: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"victim": self.victim.label, "shadows": self.shadows.label}
+
+    def result(self) -> AttackResult:
+        """Balanced accuracy, AUC and TPR at low FPR (PAPER.md, "Reporting")."""
+        return evaluate_attack(
+            self.attack, self.membership, self.scores, self.decisions, tags=self.tags
+        )
+
+    def roc(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(fpr, tpr)`` of the ROC curve, for log-log plots."""
+        fpr, tpr, _ = roc_curve(self.membership, self.scores)
+        return fpr, tpr
+
+    def per_class(self) -> pd.DataFrame:
+        """The attack's metrics computed separately for each ground-truth class."""
+        frame = per_class_results(self.membership, self.scores, self.decisions, self.labels)
+        for k, v in self.tags.items():
+            frame.insert(0, k, v)
+        frame.insert(0, "attack", self.attack)
+        return frame
 
 
 @dataclass
@@ -589,14 +641,14 @@ class Experiment:
             }
         return {}
 
-    def attack(
+    def attack_scores(
         self,
         name: str,
         victim: Variant = ORIGINAL,
         shadows: Variant | None = None,
         **options: Any,
-    ) -> AttackResult:
-        """Run one attack against the victim and score it (scores cached).
+    ) -> AttackScores:
+        """Run one attack against the victim; return its per-sample scores (cached).
 
         Args:
             name: a key of :data:`miakit.attacks.ATTACKS`.
@@ -627,12 +679,13 @@ class Experiment:
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             opts = {**self._attack_options(name), **options}
+            shadow_roles = self.roles()[1:]
             if name == "lira":
-                refs = [self.signals(r, shadows, "victim") for r in self.roles()[1:]]
+                refs = [self.signals(r, shadows, "victim") for r in shadow_roles]
                 attack = make_attack(name, reference=_all_out(refs), **opts)
             elif name == "rmia":
-                refs = [self.signals(r, shadows, "victim") for r in self.roles()[1:]]
-                pop_refs = [self.signals(r, shadows, "population") for r in self.roles()[1:]]
+                refs = [self.signals(r, shadows, "victim") for r in shadow_roles]
+                pop_refs = [self.signals(r, shadows, "population") for r in shadow_roles]
                 attack = make_attack(
                     name,
                     reference=_all_out(refs),
@@ -654,14 +707,25 @@ class Experiment:
             )
 
         tensors, _ = self.store.get_or_create("attack", key, create)
-        tags = {"victim": victim.label, "shadows": shadows.label}
-        return evaluate_attack(
-            name,
-            target.require_membership(),
-            np.nan_to_num(tensors["scores"].numpy(), nan=0.0, posinf=1e300, neginf=-1e300),
-            tensors["decisions"].numpy(),
-            tags=tags,
+        return AttackScores(
+            attack=name,
+            victim=victim,
+            shadows=shadows,
+            scores=np.nan_to_num(tensors["scores"].numpy(), nan=0.0, posinf=1e300, neginf=-1e300),
+            decisions=tensors["decisions"].numpy(),
+            membership=target.require_membership(),
+            labels=target.labels,
         )
+
+    def attack(
+        self,
+        name: str,
+        victim: Variant = ORIGINAL,
+        shadows: Variant | None = None,
+        **options: Any,
+    ) -> AttackResult:
+        """One attack's metrics against the victim (see :meth:`attack_scores`)."""
+        return self.attack_scores(name, victim, shadows, **options).result()
 
     def attack_table(
         self,
@@ -685,6 +749,39 @@ class Experiment:
             "sparsity": info.get("sparsity", 0.0),
             "epsilon": info.get("defense_epsilon"),
         }
+
+    # -- prediction divergence ------------------------------------------------------------
+    def divergence(self, variant: Variant = ORIGINAL, role: str = "victim") -> pd.DataFrame:
+        """Per-sample ground-truth-class confidence and sensitivity, members vs non-members.
+
+        PAPER.md, "Prediction divergence (the analysis)": the signals behind the
+        histograms. One row per sample: ``membership``, ``label``, ``confidence``
+        (p_y), ``sensitivity`` (s_y), ``variant``.
+        """
+        sig = self.signals(role, variant)
+        rows = np.arange(sig.num_samples)
+        return pd.DataFrame(
+            {
+                "variant": variant.label,
+                "membership": sig.membership,
+                "label": sig.labels,
+                "confidence": sig.posteriors[rows, sig.labels],
+                "sensitivity": sig.sensitivity[rows, sig.labels],
+            }
+        )
+
+    def class_gaps(self, variants: Sequence[Variant], signal: str = "confidence") -> pd.DataFrame:
+        """Per-class member - non-member mean of a signal, one column per variant.
+
+        PAPER.md, "Prediction divergence": the per-class gap bar charts.
+        """
+        out = None
+        for v in variants:
+            d = self.divergence(v)
+            stats = divergence_stats(d[signal].to_numpy(), d["membership"], d["label"])
+            col = stats[["class", "gap"]].rename(columns={"gap": v.label})
+            out = col if out is None else out.merge(col, on="class")
+        return out
 
     # -- tables ----------------------------------------------------------------------------
     def accuracy_table(self) -> pd.DataFrame:
@@ -729,3 +826,30 @@ def _num_threads(n: int | None) -> Iterator[None]:
 def _all_out(refs: list[AttackInputs]) -> list[AttackInputs]:
     """Reference signals with membership set to OUT: shadows never train on victim samples."""
     return [replace(r, membership=np.zeros(r.num_samples, dtype=np.int64)) for r in refs]
+
+
+def from_parameters(
+    profile_name: str | None = None,
+    *,
+    dataset: str | None = None,
+    arch: str | None = None,
+    pruner: str | None = None,
+    sparsity: float | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    store: Store | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> Experiment:
+    """The :class:`Experiment` of a notebook's ``parameters`` cell.
+
+    Values left at ``None`` come from the profile (``profile_name``, else
+    ``MIAKIT_PROFILE``, else ``quick``); the rest override it. This is the
+    "resolve" step that follows each notebook's parameters cell.
+    """
+    given = {"dataset": dataset, "arch": arch, "pruner": pruner, "sparsity": sparsity, "seed": seed}
+    given = {k: v for k, v in given.items() if v is not None}
+    given.update({k: v for k, v in overrides.items() if v is not None})
+    if "dataset" in given and given["dataset"] != profile(profile_name).dataset:
+        given.setdefault("dataset_options", ())
+    return Experiment(profile(profile_name, **given), store=store, device=device, progress=progress)

@@ -440,6 +440,42 @@ class SmallCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+class SignalCNN(nn.Module):
+    """Small 1-D convnet for the embedded ``mnist1d`` signals, built from ``Conv2d``.
+
+    The ``(F,)`` signal is viewed as a ``1 x 1 x F`` image and convolved with ``1 x 5``
+    kernels: conv(1->32)-BN-ReLU, conv(32->64)-BN-ReLU, 1x2 max-pool, conv(64->64)-BN-
+    ReLU, global average pooling, Linear(64, K). Not in the paper: the ``quick``
+    profile's stand-in for the image models, with the conv filters and BatchNorm
+    channels that all four of the paper's pruning methods act on (PAPER.md,
+    "Pruning"); ``Conv2d`` rather than ``Conv1d`` so that filter pruning, slimming
+    and compaction treat it exactly like the paper's image nets.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        half = width // 2
+        self.in_features = in_features
+        self.features = nn.Sequential(
+            nn.Conv2d(1, half, (1, 5), padding=(0, 2), bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(),
+            nn.Conv2d(half, width, (1, 5), padding=(0, 2), bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d((1, 2)),
+            nn.Conv2d(width, width, (1, 5), padding=(0, 2), bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+        )
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], 1, 1, self.in_features)
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
 # ---------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------
@@ -519,6 +555,13 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: MLP(s[0], k),
             0,
             "MLP in-256-256-K, ReLU, no dropout (mnist1d signals)",
+        ),
+        ArchSpec(
+            "signal_cnn",
+            "vector",
+            lambda k, s: SignalCNN(s[0], k),
+            0,
+            "small conv+BN net over 1 x F signals (mnist1d)",
         ),
         ArchSpec(
             "small_cnn",

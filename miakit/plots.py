@@ -593,7 +593,7 @@ def _require_columns(frame: Any, columns: Sequence[str | None], func: str) -> pd
     if missing:
         raise KeyError(
             f"{func}: column(s) {missing} not in the table; it has {list(frame.columns)}. "
-            "Pass the right column names (e.g. metric='auc', by='attack', hue='victim')"
+            "Pass column names the table has, or add the missing column first"
         )
     if frame.empty:
         raise ValueError(f"{func}: the table is empty; there is nothing to plot")
@@ -616,10 +616,11 @@ def _levels(frame: pd.DataFrame, column: str | None) -> list[Any]:
 def _numeric(frame: pd.DataFrame, column: str, func: str) -> pd.Series:
     """A column as floats; raise ``ValueError`` if it is not numeric."""
     values = pd.to_numeric(frame[column], errors="coerce")
-    if values.isna().any() and not frame[column].isna().all():
+    bad = values.isna() & frame[column].notna()
+    if bad.any():
         raise ValueError(
             f"{func}: column {column!r} must be numeric, got values such as "
-            f"{frame[column][values.isna()].iloc[:3].tolist()}"
+            f"{frame[column][bad].iloc[:3].tolist()}; pick a numeric column or convert it"
         )
     return values.astype(float)
 
@@ -636,6 +637,7 @@ def _aggregate(
 
 
 def _new_axes(ax: Axes | None, figsize: tuple[float, float] | None) -> tuple[Figure, Axes]:
+    """The given axes and their figure, or a new constrained-layout figure with one axes."""
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
     fig, new = plt.subplots(figsize=figsize or (COLUMN_WIDTH, 2.4), layout="constrained")
@@ -991,7 +993,7 @@ def roc_loglog(
     elif not 0 < floor < 1:
         raise ValueError(f"floor must lie in (0, 1), e.g. 1e-4, got {floor!r}")
     with style_context():
-        many = len(checked) > 5 and ax is None  # then the legend goes below the axes
+        many = len(checked) > 5 and ax is None  # then a figure legend goes below the axes
         height = COLUMN_WIDTH * 0.85 + (0.12 * math.ceil(len(checked) / 2) + 0.1 if many else 0)
         fig, ax = _new_axes(ax, figsize or (COLUMN_WIDTH, height))
         ax.plot([floor, 1.0], [floor, 1.0], zorder=1, gid="chance", **_CHANCE)
@@ -1033,8 +1035,18 @@ def roc_loglog(
         if many:
             handles, labels = ax.get_legend_handles_labels()
             fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+        elif len(checked) <= 5 and _axes_width_pt(ax) >= 150:
+            ax.legend(loc="lower right")  # below the diagonal, where no useful curve goes
         else:
-            ax.legend(loc="lower right")
+            # A narrow panel of a larger figure: the legend goes under the x-axis label.
+            below = mpl.transforms.offset_copy(ax.transAxes, fig=fig, y=-0.36, units="inches")
+            ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, 0.0),
+                bbox_transform=below,
+                borderaxespad=0.0,
+                frameon=False,
+            )
     return fig
 
 

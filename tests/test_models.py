@@ -15,12 +15,13 @@ from miakit.models import ARCHS, build_model, has_batchnorm, is_convnet, xavier_
 
 PAPER_NETS = ("resnet18", "densenet121", "vgg16_bn", "mobilenetv2")
 IMAGE_ARCHS = (*PAPER_NETS, "small_cnn")
-VECTOR_ARCHS = ("fc", "mlp")
+VECTOR_ARCHS = ("fc", "mlp", "signal_cnn")
 # a typical input shape per arch: CIFAR, Purchase100, mnist1d, digits
 ARCH_SHAPES = {
     **dict.fromkeys(PAPER_NETS, (3, 32, 32)),
     "fc": (600,),
     "mlp": (40,),
+    "signal_cnn": (40,),
     "small_cnn": (1, 8, 8),
 }
 
@@ -58,7 +59,7 @@ def cifar10_models() -> dict[str, nn.Module]:
 
 
 def test_registry_names_match_contract() -> None:
-    assert set(ARCHS) == {*PAPER_NETS, "fc", "mlp", "small_cnn"}
+    assert set(ARCHS) == {*PAPER_NETS, "fc", "mlp", "signal_cnn", "small_cnn"}
     assert {a for a, s in ARCHS.items() if s.kind == "vector"} == set(VECTOR_ARCHS)
 
 
@@ -113,6 +114,19 @@ def test_small_cnn_layout() -> None:
     assert [b.num_features for b in bns] == [32, 64, 64]
     # convs 288 + 18432 + 36864 (no bias: BN follows), BN 2 * 160, head 64 * 10 + 10
     assert n_params(model) == 288 + 18_432 + 36_864 + 2 * 160 + 650
+
+
+def test_signal_cnn_layout() -> None:
+    model = build_model("signal_cnn", 10, (40,))
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 32, (1, 5)),
+        (32, 64, (1, 5)),
+        (64, 64, (1, 5)),
+    ]
+    # convs 160 + 10240 + 20480 (no bias), BN 2 * 160, head 64 * 10 + 10
+    assert n_params(model) == 160 + 10_240 + 20_480 + 2 * 160 + 650
+    assert model(torch.zeros(3, 40)).shape == (3, 10)
 
 
 # --- forward passes ----------------------------------------------------------------------

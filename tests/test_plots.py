@@ -413,6 +413,7 @@ def test_helpers_draw_into_given_axes() -> None:
     assert plots.roc_loglog(curves, ax=axes[0]) is fig
     assert plots.attack_bars(_results(), ax=axes[1]) is fig
     assert axes[0].get_xscale() == "log" and axes[1].get_ylabel() == "attack AUC"
+    assert len(_legend_texts(axes[0].get_legend())) == 2  # a narrow panel: legend below it
 
 
 # --------------------------------------------------------------------------------------------------
