@@ -200,6 +200,7 @@ PROFILES: dict[str, ExperimentConfig] = {
         train=TrainConfig(epochs=2, patience=0),
         sensitivity_m=2,
         attack_epochs=2,
+        attack_lr=1e-2,
     ),
     "quick": ExperimentConfig(
         dataset="mnist1d",
@@ -207,7 +208,8 @@ PROFILES: dict[str, ExperimentConfig] = {
         dataset_options=(("num_samples", 8000),),
         num_shadows=5,
         train=TrainConfig(epochs=60, patience=10),
-        attack_epochs=30,
+        attack_epochs=10,
+        attack_lr=1e-2,
     ),
     "paper": ExperimentConfig(
         dataset="cifar10",
@@ -636,6 +638,7 @@ class Experiment:
         if name in ("nn", "top3_nn", "nncls", "samia"):
             return {
                 "epochs": self.config.attack_epochs,
+                "lr": self.config.attack_lr,
                 "seed": self.config.seed,
                 "device": self.device,
             }
