@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from miakit.attacks import ATTACKS, AttackInputs, make_attack
+from miakit.attacks.neural import NeuralAttack
 from miakit.data import DATASETS, Data, Splits, _canonical_name, load_dataset, paper_splits
 from miakit.defenses import convert_for_opacus, make_defense
 from miakit.metrics import (
@@ -697,11 +698,7 @@ class Experiment:
                     **opts,
                 )
             else:
-                # one fit serves every target attacked with the same shadows
-                memo = config_key("fitted", {"attack": name, "shadows": shadows, "opts": opts})
-                if memo not in self._fitted:
-                    self._fitted[memo] = make_attack(name, **opts).fit(self.shadow_signals(shadows))
-                attack = self._fitted[memo]
+                attack = self._fitted_attack(name, shadows, opts)
             scores = np.asarray(attack.score(target), dtype=np.float64)
             decisions = (scores >= attack.threshold).astype(np.int64)
             return (
@@ -719,6 +716,51 @@ class Experiment:
             membership=target.require_membership(),
             labels=target.labels,
         )
+
+    def _fitted_attack(self, name: str, shadows: Variant, opts: dict[str, Any]) -> Any:
+        """An attack fitted on the shadows' signals; one fit serves every target.
+
+        Neural attacks (NN, Top3-NN, NNCls, SAMIA) store their trained network in
+        the cache (safetensors), so another notebook attacking a different
+        victim with the same shadows reuses it instead of retraining.
+        """
+        key = {
+            "attack": name,
+            "shadows": {r: self._model_key(r, shadows) for r in self.roles()[1:]},
+            "opts": {k: v for k, v in opts.items() if k != "device"},
+            "m": self.config.sensitivity_m,
+            "version": STEP_VERSIONS["attack"],
+        }
+        memo = config_key("fitted", key)
+        if memo in self._fitted:
+            return self._fitted[memo]
+        attack = make_attack(name, **opts)
+        if isinstance(attack, NeuralAttack) and self.store.has("attack_model", key):
+            tensors, info = self.store.load_tensors("attack_model", key)
+            net = attack.build_network(int(info["num_features"]), int(info["num_classes"]))
+            net.load_state_dict(tensors)
+            attack.model_ = net.to(self.device).eval()
+            attack.num_classes_ = int(info["num_classes"])
+            attack.threshold = float(info["threshold"])
+        else:
+            shadow = self.shadow_signals(shadows)
+            attack.fit(shadow)
+            if isinstance(attack, NeuralAttack):
+                self.store.save_tensors(
+                    "attack_model",
+                    key,
+                    attack.model_.state_dict(),
+                    {
+                        "num_features": int(attack.features(shadow.subset(np.arange(1))).shape[1]),
+                        "num_classes": shadow.num_classes,
+                        "threshold": float(attack.threshold),
+                    },
+                )
+        self._fitted[memo] = attack
+        return attack
+
+    def _model_key(self, role: str, variant: Variant) -> dict[str, Any]:
+        return self._base_key(role) if variant.is_original else self._variant_key(role, variant)
 
     def attack(
         self,

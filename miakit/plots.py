@@ -76,6 +76,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 __all__ = [
+    "figures_root",
     "COLUMN_WIDTH",
     "DISPLAY_NAMES",
     "FULL_WIDTH",
@@ -466,8 +467,26 @@ def _check_profile(profile: Any) -> str:
     return profile
 
 
-def _output_dir(profile: str, root: str | os.PathLike[str]) -> Path:
-    folder = Path(root) / _check_profile(profile)
+def figures_root() -> Path:
+    """Where figures go: ``MIAKIT_FIGURES``, else the repository's ``figures/``.
+
+    The repository is found by walking up from the working directory to a folder
+    holding both ``pyproject.toml`` and ``notebooks/`` (so a notebook run from
+    ``notebooks/`` by JupyterLab, papermill or nbval writes to the top-level
+    ``figures/``); outside a checkout, ``./figures``.
+    """
+    env = os.environ.get("MIAKIT_FIGURES")
+    if env:
+        return Path(env)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+            return folder / "figures"
+    return here / "figures"
+
+
+def _output_dir(profile: str, root: str | os.PathLike[str] | None) -> Path:
+    folder = (figures_root() if root is None else Path(root)) / _check_profile(profile)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -487,7 +506,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def save_figure(
-    fig: Figure, name: str, *, profile: str, root: str | os.PathLike[str] = "figures"
+    fig: Figure, name: str, *, profile: str, root: str | os.PathLike[str] | None = None
 ) -> list[Path]:
     """Write a figure as ``<root>/<profile>/<name>.png`` and ``.pdf``, then close it.
 
@@ -502,7 +521,7 @@ def save_figure(
         name: the file stem, e.g. ``"roc_pruned"``; no folders, no extension.
         profile: the run's profile (``"smoke"``, ``"quick"``, ``"paper"``); figures of
             each profile live in their own folder.
-        root: the figures folder (DESIGN.md: ``figures/``).
+        root: the figures folder (default :func:`figures_root`, the top-level ``figures/``).
 
     Returns:
         The paths written: ``[png, pdf]``.
@@ -542,7 +561,7 @@ def save_table(
     name: str,
     *,
     profile: str,
-    root: str | os.PathLike[str] = "figures",
+    root: str | os.PathLike[str] | None = None,
     digits: int = 6,
 ) -> Path:
     """Write a table as ``<root>/<profile>/<name>.csv`` beside the figures.
@@ -555,7 +574,7 @@ def save_table(
         frame: the table, e.g. :func:`miakit.metrics.results_frame` output.
         name: the file stem, e.g. ``"attack_results"``; no folders, no extension.
         profile: the run's profile (its folder).
-        root: the figures folder.
+        root: the figures folder (default :func:`figures_root`).
         digits: significant digits of floating-point columns.
 
     Returns:

@@ -17,22 +17,100 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from miakit.attacks import BASELINES
 from miakit.experiment import ORIGINAL, Experiment, Variant
 from miakit.metrics import results_frame
+from miakit.models import has_batchnorm, is_convnet
 
 __all__ = [
+    "GRIDS",
+    "Grid",
     "ablation_table",
     "defense_grid",
     "find_notebooks",
+    "grid",
+    "methods_arch",
     "knowledge_grid",
     "pruning_grid",
     "run_notebooks",
 ]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The sweep values a notebook uses under one profile.
+
+    Attributes:
+        sparsities: sparsity levels swept (PAPER.md, "Pruning": roughly 0.5-0.9).
+        pruners: the four pruning methods compared.
+        attacks: attacks run at every sweep point (the cheap ones plus SAMIA; the
+            full set is run on the default point in notebook 04).
+        lambdas, thetas, noise_multipliers: the defense settings (PAPER.md, "The
+            defense": lambda 1-16, theta 1-8, noise 0.01-1).
+        knowledge_sparsities: shadow sparsities for the adversary-knowledge grid.
+    """
+
+    sparsities: tuple[float, ...]
+    pruners: tuple[str, ...]
+    attacks: tuple[str, ...]
+    lambdas: tuple[float, ...]
+    thetas: tuple[float, ...]
+    noise_multipliers: tuple[float, ...]
+    knowledge_sparsities: tuple[float, ...]
+
+
+_ALL_PRUNERS = ("l1_unstructured", "l1_structured", "l2_structured", "slimming")
+
+GRIDS: dict[str, Grid] = {
+    "smoke": Grid(
+        (0.5, 0.7), _ALL_PRUNERS, ("conf", "mentr", "samia"), (4.0,), (1.0,), (1.0,), (0.5,)
+    ),
+    "quick": Grid(
+        (0.5, 0.7, 0.9),
+        _ALL_PRUNERS,
+        ("conf", "mentr", "nncls", "samia", "lira"),
+        (1.0, 4.0, 16.0),
+        (1.0, 4.0),
+        (0.1, 1.0),
+        (0.5, 0.9),
+    ),
+    "paper": Grid(
+        (0.5, 0.6, 0.7, 0.8, 0.9),
+        _ALL_PRUNERS,
+        BASELINES + ("samia", "lira", "rmia"),
+        (1.0, 2.0, 4.0, 8.0, 16.0),
+        (1.0, 2.0, 4.0, 8.0),
+        (0.01, 0.1, 1.0),
+        (0.5, 0.6, 0.8, 0.9),
+    ),
+}
+"""Sweep values per profile; the paper profile uses PAPER.md's full grids."""
+
+
+def grid(profile_name: str) -> Grid:
+    """The :class:`Grid` of a profile (unknown names are a clear error)."""
+    if profile_name not in GRIDS:
+        raise ValueError(f"unknown profile {profile_name!r}; choose one of: {', '.join(GRIDS)}")
+    return GRIDS[profile_name]
+
+
+def methods_arch(exp: Experiment) -> str:
+    """An architecture on which all four pruning methods apply (conv + BatchNorm).
+
+    The experiment's own when it has both; otherwise ``signal_cnn`` for 1-D signals
+    (the quick profile's MLP has neither filters nor BatchNorm channels) and
+    ``small_cnn`` for images.
+    """
+    model = exp.new_model()
+    if is_convnet(model) and has_batchnorm(model):
+        return exp.config.arch
+    return "signal_cnn" if exp.data.x.dim() == 2 else "small_cnn"
 
 
 def _with_model_columns(exp: Experiment, frame: pd.DataFrame, variant: Variant) -> pd.DataFrame:

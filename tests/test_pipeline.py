@@ -97,3 +97,22 @@ def test_dpsgd_variant_reloads_with_converted_norms(exp):
 def test_unknown_attack_is_a_clear_error(exp):
     with pytest.raises(ValueError, match="unknown attack 'oracle'"):
         exp.attack("oracle")
+
+
+def test_fitted_neural_attacks_are_reused_across_victims(exp, monkeypatch):
+    """A second victim attacked with the same shadows reuses the stored attack network."""
+    pruned = exp.variant()
+    exp.attack("samia", pruned)
+    fresh = Experiment(exp.config, store=exp.store, device="cpu")
+    calls = []
+    from miakit.attacks.neural import NeuralAttack
+
+    real_fit = NeuralAttack.fit
+
+    def counting_fit(self, shadow):
+        calls.append(self.name)
+        return real_fit(self, shadow)
+
+    monkeypatch.setattr(NeuralAttack, "fit", counting_fit)
+    result = fresh.attack("samia", exp.variant(defense="ppb"), shadows=pruned)
+    assert calls == [] and 0.0 <= result.auc <= 1.0
