@@ -1,24 +1,32 @@
 """The ``miakit`` command.
 
 ``miakit run --profile quick`` runs the cached pipeline of a profile (victim,
-shadows, pruning, attacks, defense) and prints its tables. ``--set key=value``
+shadows, pruning, attacks, PPB defense), prints its tables, then executes every
+numbered notebook with papermill (executed copies in ``runs/<profile>/``,
+figures in ``figures/<profile>/``). ``--only 03,04`` executes just those
+notebooks; ``--no-notebooks`` prints the tables only. ``--set key=value``
 overrides any :class:`~miakit.experiment.ExperimentConfig` field (nested
-training fields as ``train.epochs=3``).
+training fields as ``train.epochs=3``), in the tables and the notebooks alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from miakit.experiment import ORIGINAL, PROFILES, Experiment, profile
+from miakit.experiment import ORIGINAL, PROFILES, Experiment, ExperimentConfig, profile
+from miakit.plots import figures_root
 from miakit.store import Store
+from miakit.sweep import find_notebooks, run_notebooks
 
 __all__ = ["main", "parse_set"]
 
@@ -50,7 +58,35 @@ def _summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = profile(args.profile, **parse_set(args.set))
+    overrides = parse_set(args.set)
+    cfg = profile(args.profile, **overrides)  # validates every override before any work
+    t0 = time.perf_counter()
+    if not args.only:
+        _pipeline_tables(args, cfg)
+    if args.no_notebooks:
+        return 0
+    books = find_notebooks(args.notebooks, args.only)
+    print(f"\nExecuting {len(books)} notebook(s) with papermill ({args.profile} profile)")
+    os.environ["MIAKIT_SET"] = json.dumps(overrides)
+    if args.cache:
+        os.environ["MIAKIT_CACHE"] = str(Path(args.cache).resolve())
+    if args.data_root:
+        os.environ["MIAKIT_DATA"] = str(Path(args.data_root).resolve())
+    done = run_notebooks(
+        books,
+        profile=args.profile,
+        parameters={"device": args.device},
+        output_dir=args.runs,
+        progress=not args.quiet,
+    )
+    for path in done:
+        print(f"  executed {path}")
+    print(f"figures: {figures_root() / args.profile}")
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _pipeline_tables(args: argparse.Namespace, cfg: ExperimentConfig) -> None:
     exp = Experiment(
         cfg,
         store=Store(args.cache) if args.cache else None,
@@ -89,8 +125,7 @@ def _run(args: argparse.Namespace) -> int:
             on="attack",
         ),
     )
-    print(f"\ndone in {time.perf_counter() - t0:.1f} s")
-    return 0
+    print(f"\npipeline tables in {time.perf_counter() - t0:.1f} s")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache", default=None, help="cache folder (default: MIAKIT_CACHE)")
     run.add_argument("--data-root", default=None, help="dataset folder (default: MIAKIT_DATA)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--only",
+        type=lambda v: [x for x in v.split(",") if x],
+        default=None,
+        metavar="NN,NN",
+        help="execute only these notebooks, e.g. 03,04 (no tables)",
+    )
+    run.add_argument(
+        "--no-notebooks",
+        action="store_true",
+        help="print the pipeline tables only, execute no notebook",
+    )
+    run.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
+    run.add_argument("--runs", default="runs", help="where executed copies go (runs/<profile>/)")
     run.set_defaults(func=_run)
     return parser
 

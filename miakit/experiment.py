@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -74,7 +75,7 @@ __all__ = [
 TINY_ARCHS = frozenset({"mlp", "signal_cnn", "small_cnn", "fc"})
 
 #: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
-STEP_VERSIONS = {"train": 1, "prune": 1, "signals": 1, "attack": 1}
+STEP_VERSIONS = {"train": 3, "prune": 1, "signals": 1, "attack": 1}
 
 
 @dataclass(frozen=True)
@@ -890,11 +891,20 @@ def from_parameters(
 
     Values left at ``None`` come from the profile (``profile_name``, else
     ``MIAKIT_PROFILE``, else ``quick``); the rest override it. This is the
-    "resolve" step that follows each notebook's parameters cell.
+    "resolve" step that follows each notebook's parameters cell. Overrides
+    given to ``miakit run --set key=value`` reach the notebooks through the
+    ``MIAKIT_SET`` environment variable (a JSON object), applied first.
     """
-    given = {"dataset": dataset, "arch": arch, "pruner": pruner, "sparsity": sparsity, "seed": seed}
-    given = {k: v for k, v in given.items() if v is not None}
-    given.update({k: v for k, v in overrides.items() if v is not None})
+    env = os.environ.get("MIAKIT_SET")
+    if env:
+        try:
+            from_env = json.loads(env)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"MIAKIT_SET must be a JSON object of settings: {err}") from None
+        overrides = {**from_env, **{k: v for k, v in overrides.items() if v is not None}}
+    named = {"dataset": dataset, "arch": arch, "pruner": pruner, "sparsity": sparsity, "seed": seed}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    given.update({k: v for k, v in named.items() if v is not None})
     if "dataset" in given and given["dataset"] != profile(profile_name).dataset:
         given.setdefault("dataset_options", ())
     return Experiment(profile(profile_name, **given), store=store, device=device, progress=progress)

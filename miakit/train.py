@@ -15,6 +15,7 @@ CUDA the forward runs under bf16 autocast and convnets use channels_last.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "accuracy",
     "batches",
+    "eval_batch_size",
     "fit",
     "logits",
     "make_optimizer",
@@ -150,22 +152,35 @@ def _is_convnet(model: nn.Module) -> bool:
 
 
 def prepare(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device`` (channels_last for convnets on CUDA)."""
+    """Move ``model`` to ``device``; convnets go channels_last.
+
+    channels_last is the fast layout for cuDNN on CUDA and for oneDNN on the CPU too
+    (measured: a small_cnn training step 1.5x faster on one CPU thread).
+    """
     model.to(device)
-    if device.type == "cuda" and _is_convnet(model):
+    if _is_convnet(model):
         model.to(memory_format=torch.channels_last)
     return model
 
 
-def _autocast(device: torch.device):
-    return torch.autocast(
-        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
-    )
+def eval_batch_size(device: torch.device) -> int:
+    """Rows per forward when evaluating: large on CUDA, cache-sized on the CPU.
+
+    On the CPU, 128-row chunks ran a small_cnn evaluation 1.4x faster than 1024-row ones.
+    """
+    return 1024 if device.type == "cuda" else 128
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; nothing at all elsewhere (a disabled autocast still costs)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
 
 def _as_input(x: Tensor, device: torch.device) -> Tensor:
     x = x.to(device, non_blocking=True)
-    if device.type == "cuda" and x.dim() == 4:
+    if x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
@@ -181,7 +196,9 @@ def batches(
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam with the paper's settings (PAPER.md, "Models and training")."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # the fused kernel updates every parameter in one call (measured 10% faster per step
+    # on the quick profile's MLP); same update rule as the default implementation
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -212,7 +229,8 @@ def _dev_accuracy(model: nn.Module, dev_x: Tensor, dev_y: Tensor, device: torch.
     """Dev accuracy as a 0-d device tensor (read once per epoch)."""
     model.eval()
     correct = torch.zeros((), device=device)
-    for xb, yb in zip(dev_x.split(1024), dev_y.split(1024), strict=True):
+    step = eval_batch_size(device)
+    for xb, yb in zip(dev_x.split(step), dev_y.split(step), strict=True):
         with _autocast(device):
             out = model(xb)
         correct += (out.argmax(1) == yb).sum()
@@ -352,20 +370,31 @@ def fit(
 
 @torch.no_grad()
 def logits(
-    model: nn.Module, x: Tensor, *, batch_size: int = 1024, device: str | torch.device | None = None
+    model: nn.Module,
+    x: Tensor,
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
 ) -> Tensor:
-    """Pre-softmax outputs of ``model`` (eval mode) on ``x``, float32 on the CPU."""
+    """Pre-softmax outputs of ``model`` (eval mode) on ``x``, float32 on the CPU.
+
+    ``batch_size`` rows per forward (default :func:`eval_batch_size` of the device).
+    """
     dev_ = resolve_device(device) if device is not None else _model_device(model)
     model.eval()
     outs = []
-    for xb in x.split(batch_size):
+    for xb in x.split(batch_size or eval_batch_size(dev_)):
         with _autocast(dev_):
             outs.append(model(_as_input(xb, dev_)).float())
     return torch.cat(outs).cpu() if outs else torch.empty(0)
 
 
 def predict(
-    model: nn.Module, x: Tensor, *, batch_size: int = 1024, device: str | torch.device | None = None
+    model: nn.Module,
+    x: Tensor,
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
 ) -> Tensor:
     """Posteriors (softmax outputs, the paper's "prediction") of ``model`` on ``x``: (N, K)."""
     return logits(model, x, batch_size=batch_size, device=device).softmax(dim=1)
