@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import warnings
@@ -47,7 +46,15 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from miakit.data import Data
-from miakit.train import TrainConfig, fit, make_optimizer, resolve_device, seed_everything
+from miakit.prune import finetune
+from miakit.train import (
+    EarlyStopping,
+    TrainConfig,
+    dev_accuracy,
+    make_optimizer,
+    resolve_device,
+    seed_everything,
+)
 
 __all__ = [
     "DEFENSES",
@@ -532,15 +539,6 @@ def convert_for_opacus(model: nn.Module) -> tuple[nn.Module, list[str]]:
     return fixed, converted
 
 
-@torch.no_grad()
-def _device_accuracy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    model.eval()
-    correct = torch.zeros((), device=y.device)
-    for xb, yb in zip(x.split(1024), y.split(1024), strict=True):
-        correct += (model(xb).argmax(1) == yb).sum()
-    return correct / max(1, y.numel())
-
-
 def dp_finetune(
     model: nn.Module,
     train: Data,
@@ -690,9 +688,9 @@ def _dp_train(
             warnings.filterwarnings("ignore", message="Optimal order is the")
             return float(engine.accountant.get_epsilon(delta=delta, alphas=_RDP_ORDERS))
 
-    best_acc = float(_device_accuracy(work, dx, dy))
-    best_state = copy.deepcopy(work.state_dict())
-    best_epoch, stale, steps, epoch = 0, 0, 0, 0
+    stopper = EarlyStopping(cfg.patience)
+    stopper.update(0, float(dev_accuracy(work, dx, dy)), work)
+    steps, epoch = 0, 0
     history: list[dict[str, float]] = []
     stopped_early = False
     bar = None
@@ -705,7 +703,7 @@ def _dp_train(
             # Opacus's full backward hook on the first layer; harmless (inputs need no grad).
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             for epoch in range(1, cfg.epochs + 1):
-                if cfg.patience and stale >= cfg.patience:
+                if stopper.should_stop:
                     stopped_early, epoch = True, epoch - 1
                     break
                 gsm.train()
@@ -725,7 +723,7 @@ def _dp_train(
                             weight.mul_(mask)
                     total += loss.detach() * nb
                     steps += 1
-                acc = float(_device_accuracy(work, dx, dy))
+                acc = float(dev_accuracy(work, dx, dy))
                 history.append(
                     {
                         "epoch": epoch,
@@ -734,11 +732,7 @@ def _dp_train(
                         "epsilon": epsilon(),
                     }
                 )
-                if acc > best_acc:
-                    best_acc, best_epoch, stale = acc, epoch, 0
-                    best_state = copy.deepcopy(work.state_dict())
-                else:
-                    stale += 1
+                stopper.update(epoch, acc, work)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(dev_acc=f"{acc:.3f}", eps=f"{history[-1]['epsilon']:.3g}")
@@ -746,8 +740,7 @@ def _dp_train(
         if bar is not None:
             bar.close()
         gsm.to_standard_module()  # removes Opacus's hooks and per-sample attributes
-    work.load_state_dict(best_state)
-    work.eval()
+    stopper.restore(work)
     return DPResult(
         model=work,
         epsilon=epsilon(),
@@ -756,8 +749,8 @@ def _dp_train(
         max_grad_norm=max_grad_norm,
         epochs_run=epoch,
         converted=converted,
-        best_epoch=best_epoch,
-        best_dev_acc=best_acc,
+        best_epoch=stopper.best_epoch,
+        best_dev_acc=stopper.best_acc,
         history=history,
         stopped_early=stopped_early,
         steps=steps,
@@ -892,15 +885,9 @@ class Defense:
                 model=dp.model,
             )
         objective = self.objective(dev, train.num_classes)
-        res = fit(
-            model,
-            train,
-            dev,
-            cfg,
-            objective=objective,
-            device=device,
-            progress=progress,
-            desc=f"finetune[{self.name}]",
+        # prune.finetune is fit plus a check that every pruned weight is still zero
+        res = finetune(
+            model, train, dev, cfg, objective=objective, device=device, progress=progress
         )
         return DefenseResult(
             name=self.name,

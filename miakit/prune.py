@@ -139,12 +139,18 @@ def _count(sparsity: float, n: int) -> int:
 
 
 def _refuse_pruned(model: nn.Module, method: str) -> None:
+    """Refuse a model that already holds masks; give a channels_last model the plain layout.
+
+    ``torch.nn.utils.prune`` flattens weights with ``view``, which a channels_last
+    weight (as :func:`miakit.train.fit` leaves convnets) does not allow.
+    """
     if is_pruned(model):
         raise ValueError(
             f"{method}: {type(model).__name__} is already pruned (it holds pruning masks). "
             "Call make_permanent(model) first to prune it again (existing zeros then count "
             "towards the new sparsity), or start from the dense model"
         )
+    model.to(memory_format=torch.contiguous_format)
 
 
 def _pruning_hooks(module: nn.Module) -> list[prune.BasePruningMethod]:

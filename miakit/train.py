@@ -32,11 +32,13 @@ from torch import Tensor, nn
 from miakit.data import Data
 
 __all__ = [
+    "EarlyStopping",
     "FitResult",
     "Objective",
     "TrainConfig",
     "accuracy",
     "batches",
+    "dev_accuracy",
     "eval_batch_size",
     "fit",
     "logits",
@@ -225,16 +227,62 @@ def _load_checkpoint(path: Path) -> dict | None:
 
 
 @torch.no_grad()
-def _dev_accuracy(model: nn.Module, dev_x: Tensor, dev_y: Tensor, device: torch.device) -> Tensor:
-    """Dev accuracy as a 0-d device tensor (read once per epoch)."""
+def dev_accuracy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Accuracy of ``model`` (eval mode) on device-resident ``x, y`` as a 0-d device tensor.
+
+    No host synchronisation: the caller reads it once per epoch.
+    """
     model.eval()
+    device = y.device
     correct = torch.zeros((), device=device)
     step = eval_batch_size(device)
-    for xb, yb in zip(dev_x.split(step), dev_y.split(step), strict=True):
+    for xb, yb in zip(x.split(step), y.split(step), strict=True):
         with _autocast(device):
             out = model(xb)
         correct += (out.argmax(1) == yb).sum()
-    return correct / max(1, dev_y.numel())
+    return correct / max(1, y.numel())
+
+
+@dataclass
+class EarlyStopping:
+    """Early stopping on dev accuracy, keeping the best-dev weights.
+
+    PAPER.md, "Models and training": stop when dev accuracy has not improved for
+    ``patience`` epochs (``0``: never stop) and keep the best dev checkpoint. Shared
+    by :func:`fit` and DP-SGD fine-tuning (:func:`miakit.defenses.dp_finetune`).
+
+    Attributes:
+        patience: epochs without improvement before stopping.
+        best_acc: best dev accuracy so far (the initial weights count as epoch 0).
+        best_epoch: epoch of ``best_acc``.
+        stale: epochs since the last improvement.
+        best_state: a copy of the best weights.
+    """
+
+    patience: int
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0
+    best_state: dict[str, Tensor] | None = None
+
+    def update(self, epoch: int, acc: float, model: nn.Module) -> bool:
+        """Record an epoch's dev accuracy; keep the weights if it improved. Returns improved."""
+        if acc > self.best_acc:
+            self.best_acc, self.best_epoch, self.stale = acc, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return bool(self.patience) and self.stale >= self.patience
+
+    def restore(self, model: nn.Module) -> None:
+        """Load the best weights back into ``model`` and put it in eval mode."""
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        model.eval()
 
 
 def fit(
@@ -290,7 +338,8 @@ def fit(
     opt = (optimizer_factory or make_optimizer)(model, cfg)
 
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    start_epoch, best_state, best_acc, best_epoch, stale = 0, None, -1.0, 0, 0
+    stopper = EarlyStopping(cfg.patience)
+    start_epoch = 0
     history: list[dict[str, float]] = []
     state = _load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if state is not None:
@@ -298,16 +347,20 @@ def fit(
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        start_epoch, best_acc = int(state["epoch"]), float(state["best_acc"])
-        best_epoch, stale = int(state["best_epoch"]), int(state["stale"])
-        best_state = state["best_model"]
+        start_epoch = int(state["epoch"])
+        stopper = EarlyStopping(
+            cfg.patience,
+            best_acc=float(state["best_acc"]),
+            best_epoch=int(state["best_epoch"]),
+            stale=int(state["stale"]),
+            best_state=state["best_model"],
+        )
         history = [
             dict(zip(("epoch", "train_loss", "dev_acc"), row, strict=True))
             for row in state["history"].tolist()
         ]
-    if best_state is None:
-        best_acc = float(_dev_accuracy(model, dx, dy, dev_))
-        best_state = copy.deepcopy(model.state_dict())
+    else:
+        stopper.update(0, float(dev_accuracy(model, dx, dy)), model)
 
     bar = None
     if progress:
@@ -317,7 +370,7 @@ def fit(
     stopped_early = False
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        if cfg.patience and stale >= cfg.patience:
+        if stopper.should_stop:
             stopped_early = True
             epoch -= 1
             break
@@ -330,16 +383,12 @@ def fit(
             loss.backward()
             opt.step()
             total += loss.detach().float() * idx.numel()
-        acc = float(_dev_accuracy(model, dx, dy, dev_))  # one host sync per epoch
+        acc = float(dev_accuracy(model, dx, dy))  # one host sync per epoch
         history.append({"epoch": epoch, "train_loss": float(total) / len(train), "dev_acc": acc})
-        if acc > best_acc:
-            best_acc, best_epoch, stale = acc, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
+        stopper.update(epoch, acc, model)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(dev_acc=f"{acc:.3f}", best=f"{best_acc:.3f}")
+            bar.set_postfix(dev_acc=f"{acc:.3f}", best=f"{stopper.best_acc:.3f}")
         if ckpt_path is not None:
             _save_checkpoint(
                 ckpt_path,
@@ -349,10 +398,10 @@ def fit(
                     "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "epoch": epoch,
-                    "best_acc": best_acc,
-                    "best_epoch": best_epoch,
-                    "stale": stale,
-                    "best_model": best_state,
+                    "best_acc": stopper.best_acc,
+                    "best_epoch": stopper.best_epoch,
+                    "stale": stopper.stale,
+                    "best_model": stopper.best_state,
                     "history": torch.tensor(
                         [[h["epoch"], h["train_loss"], h["dev_acc"]] for h in history],
                         dtype=torch.float64,
@@ -361,11 +410,10 @@ def fit(
             )
     if bar is not None:
         bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
+    stopper.restore(model)
     if ckpt_path is not None and ckpt_path.exists():
         ckpt_path.unlink()
-    return FitResult(best_epoch, best_acc, epoch, history, stopped_early)
+    return FitResult(stopper.best_epoch, stopper.best_acc, epoch, history, stopped_early)
 
 
 @torch.no_grad()

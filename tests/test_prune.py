@@ -597,3 +597,12 @@ def test_compact_of_dense_model_is_identity_and_needs_torch_pruning(monkeypatch)
     monkeypatch.setitem(sys.modules, "torch_pruning", None)
     with pytest.raises(ImportError, match="pip install torch-pruning"):
         compact(model, x)
+
+
+@pytest.mark.parametrize("method", ["l1_unstructured", "l1_structured", "slimming"])
+def test_channels_last_models_can_be_pruned(method):
+    """fit leaves convnets channels_last; torch's prune flattens with view, which needs care."""
+    model = build_model("small_cnn", 10, (1, 8, 8)).to(memory_format=torch.channels_last)
+    prune_model(model, method, 0.5)
+    assert is_pruned(model)
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
