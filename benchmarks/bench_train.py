@@ -84,8 +84,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads for both loops (default: torch's own)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for both loops (default: torch's own)",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.threads:

@@ -55,9 +55,7 @@ def test_signals_are_balanced_and_complete(exp):
     assert sig.sensitivity.shape == sig.posteriors.shape
     np.testing.assert_allclose(sig.posteriors.sum(1), 1.0, atol=1e-9)
     pooled = exp.shadow_signals()
-    assert pooled.num_samples == sum(
-        len(s.train) + len(s.test) for s in exp.splits.shadows
-    )
+    assert pooled.num_samples == sum(len(s.train) + len(s.test) for s in exp.splits.shadows)
 
 
 def test_attack_table_covers_every_attack_and_is_cached(exp, monkeypatch):
