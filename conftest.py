@@ -14,7 +14,12 @@ import tempfile
 
 import torch
 
+_ROOT = os.path.dirname(os.path.abspath(__file__))
 _SESSION = tempfile.mkdtemp(prefix="miakit-tests-")
+# notebook kernels import this checkout's miakit, installed or not
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p
+)
 os.environ["MIAKIT_PROFILE"] = "smoke"
 os.environ["MIAKIT_CACHE"] = os.environ.get("MIAKIT_TEST_CACHE") or os.path.join(_SESSION, "cache")
 os.environ["MIAKIT_FIGURES"] = os.path.join(_SESSION, "figures")
