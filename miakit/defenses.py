@@ -671,6 +671,7 @@ def _dp_train(
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant="rdp")
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    work.train()  # Opacus refuses eval-mode models (the pipeline hands over eval copies)
     gsm, dp_opt, poisson_loader = engine.make_private(
         module=work,
         optimizer=optimizer,

@@ -311,3 +311,19 @@ def test_finetune_defended_uniform_result(name: str, opts: dict, train: Data, de
         assert math.isfinite(res.epsilon) and res.delta == 1e-5
     else:
         assert res.epsilon is None and res.delta is None and res.converted == []
+
+
+def test_dp_finetune_accepts_an_eval_mode_model_without_batchnorm():
+    """The pipeline hands DP-SGD an eval-mode copy; models without BatchNorm are not copied."""
+    import torch
+    from torch import nn
+
+    from miakit.data import Data
+    from miakit.defenses import dp_finetune
+    from miakit.train import TrainConfig
+
+    g = torch.Generator().manual_seed(0)
+    data = Data(torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g), 3)
+    model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    res = dp_finetune(model, data, data, TrainConfig(epochs=1), noise_multiplier=1.0)
+    assert res.converted == [] and res.epsilon > 0
