@@ -451,7 +451,6 @@ class Experiment:
 
     def _trained(self, role: str) -> TrainedModel:
         key = self._base_key(role)
-        model = self.new_model()
         if not self.store.has("model", key):
             train, dev, test = self.role_data(role)
             seed = self.role_seed(role)
@@ -476,7 +475,9 @@ class Experiment:
                 "history": [list(h.values()) for h in result.history],
             }
             self.store.save_model("model", key, model.cpu(), info)
-        info = self.store.load_model("model", key, model)
+        else:
+            model = self.new_model()
+        info = self.store.load_model("model", key, model)  # verified round trip either way
         return TrainedModel(role, model.to(self.device).eval(), info)
 
     def victim(self) -> TrainedModel:

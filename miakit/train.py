@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miakit.data import Data
+from miakit.models import is_convnet
 
 __all__ = [
     "EarlyStopping",
@@ -149,10 +150,6 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _is_convnet(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
 def prepare(model: nn.Module, device: torch.device) -> nn.Module:
     """Move ``model`` to ``device``; convnets go channels_last.
 
@@ -160,7 +157,7 @@ def prepare(model: nn.Module, device: torch.device) -> nn.Module:
     (measured: a small_cnn training step 1.5x faster on one CPU thread).
     """
     model.to(device)
-    if _is_convnet(model):
+    if is_convnet(model):
         model.to(memory_format=torch.channels_last)
     return model
 

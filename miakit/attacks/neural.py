@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miakit.attacks.base import Attack, AttackInputs
+from miakit.train import resolve_device
 
 __all__ = [
     "ATTACK_MOMENTUM",
@@ -57,18 +58,6 @@ ATTACK_MOMENTUM = 0.9
 ATTACK_WEIGHT_DECAY = 5e-4
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` -> CUDA when available, else CPU (as ``miakit.train.resolve_device``)."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'"
-        )
-    return dev
-
-
 @contextmanager
 def seeded(seed: int, device: str | torch.device | None = None) -> Iterator[None]:
     """Run a block with torch's RNG seeded to ``seed``, restoring the outer RNG state after.
@@ -80,7 +69,7 @@ def seeded(seed: int, device: str | torch.device | None = None) -> Iterator[None
         seed: The seed for the CPU generator (and the CUDA generator of ``device``).
         device: The device whose CUDA generator is also forked; CPU-only when not CUDA.
     """
-    dev = _resolve_device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device) if device is not None else torch.device("cpu")
     devices = []
     if dev.type == "cuda":
         devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
@@ -186,7 +175,7 @@ def train_attack_model(
         raise ValueError(
             f"need epochs >= 0, batch_size >= 2 and lr > 0; got {epochs}, {batch_size}, {lr}"
         )
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     x = _as_float_tensor(features)
     y = torch.as_tensor(membership).to(torch.int64)
     if x.dim() != 2 or y.shape != (x.shape[0],):
@@ -308,7 +297,7 @@ class NeuralAttack(Attack):
         """
         membership = shadow.require_membership()
         x = self.features(shadow)
-        dev = _resolve_device(self.device)
+        dev = resolve_device(self.device)
         with seeded(self.seed, dev):
             net = self.build_network(x.shape[1], shadow.num_classes)
         self.model_ = train_attack_model(
