@@ -174,7 +174,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'")
+        raise ValueError(
+            f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'"
+        )
     return dev
 
 
