@@ -496,6 +496,11 @@ class ArchSpec:
             paper nets (their three stride-2 stages take 8 down to 1; DenseNet's
             transition pools fail below that), 2 for ``small_cnn``, 0 for vector models.
         description: One line for listings, e.g. a notebook table of ``ARCHS``.
+        tiny: Small enough that one CPU thread trains it faster than several (the
+            embedded-data models: their matrices are too small for intra-op
+            parallelism to pay; the smoke profile ran 3x faster on one thread).
+        supports_all_pruners: Has conv filters and BatchNorm channels, so all four of
+            the paper's pruning methods apply to it (PAPER.md, "Pruning").
     """
 
     name: str
@@ -503,6 +508,8 @@ class ArchSpec:
     builder: Builder
     min_spatial: int
     description: str
+    tiny: bool = False
+    supports_all_pruners: bool = False
 
     def expected_shape(self) -> str:
         """Human-readable form of the input shape this architecture takes."""
@@ -520,6 +527,7 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: ResNet([2, 2, 2, 2], k, in_channels=s[0]),
             8,
             "CIFAR ResNet18 (BasicBlock [2, 2, 2, 2])",
+            supports_all_pruners=True,
         ),
         ArchSpec(
             "densenet121",
@@ -527,6 +535,7 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: DenseNet([6, 12, 24, 16], k, in_channels=s[0], growth_rate=32),
             8,
             "CIFAR DenseNet121 (growth 32, blocks 6-12-24-16, reduction 0.5)",
+            supports_all_pruners=True,
         ),
         ArchSpec(
             "vgg16_bn",
@@ -534,6 +543,7 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: VGG(VGG16_CFG, k, in_channels=s[0]),
             8,
             "CIFAR VGG16 with batch norm, classifier Linear(512, K)",
+            supports_all_pruners=True,
         ),
         ArchSpec(
             "mobilenetv2",
@@ -541,6 +551,7 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: MobileNetV2(k, in_channels=s[0]),
             8,
             "CIFAR MobileNetV2",
+            supports_all_pruners=True,
         ),
         ArchSpec(
             "fc",
@@ -548,6 +559,7 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: ColumnFC(s[0], k),
             0,
             "column FC in-256-128-K, ReLU, dropout 0.1 (tabular data)",
+            tiny=True,
         ),
         ArchSpec(
             "mlp",
@@ -555,6 +567,7 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: MLP(s[0], k),
             0,
             "MLP in-256-256-K, ReLU, no dropout (mnist1d signals)",
+            tiny=True,
         ),
         ArchSpec(
             "signal_cnn",
@@ -562,6 +575,8 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: SignalCNN(s[0], k),
             0,
             "small conv+BN net over 1 x F signals (mnist1d)",
+            tiny=True,
+            supports_all_pruners=True,
         ),
         ArchSpec(
             "small_cnn",
@@ -569,6 +584,8 @@ ARCHS: dict[str, ArchSpec] = {
             lambda k, s: SmallCNN(k, in_channels=s[0]),
             2,
             "small conv+BN net (digits 1x8x8)",
+            tiny=True,
+            supports_all_pruners=True,
         ),
     )
 }

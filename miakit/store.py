@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -36,6 +33,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from miakit._util import atomic_dir, file_digest, user_dir
 
 __all__ = ["CacheError", "Store", "config_key", "default_cache_dir"]
 
@@ -51,11 +50,7 @@ class CacheError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """``MIAKIT_CACHE``, else ``$XDG_CACHE_HOME/miakit``, else ``~/.cache/miakit``."""
-    env = os.environ.get("MIAKIT_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "miakit"
+    return user_dir("MIAKIT_CACHE")
 
 
 def _canonical(obj: Any) -> Any:
@@ -83,14 +78,6 @@ def config_key(kind: str, config: Any) -> str:
         {"kind": kind, "config": _canonical(config)}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(doc.encode()).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Store:
@@ -141,9 +128,7 @@ class Store:
     ) -> Path:
         """Atomically store named tensors (and a JSON-able ``info`` dict) for the entry."""
         final = self.path(kind, config)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-        try:
+        with atomic_dir(final) as tmp:  # a concurrent writer that won the race is kept
             payload = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
             save_file(payload, str(tmp / _PAYLOAD))
             meta = {
@@ -152,16 +137,9 @@ class Store:
                 "key": final.name,
                 "config": _canonical(config),
                 "info": _canonical(dict(info or {})),
-                "sha256": {_PAYLOAD: _sha256(tmp / _PAYLOAD)},
+                "sha256": {_PAYLOAD: file_digest(tmp / _PAYLOAD)},
             }
             (tmp / _META).write_text(json.dumps(meta, indent=1, sort_keys=True))
-            if final.exists():  # a concurrent writer won the race: keep theirs
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return final
 
     def load_tensors(self, kind: str, config: Any) -> tuple[dict[str, torch.Tensor], dict]:
@@ -192,7 +170,7 @@ class Store:
         payload = final / _PAYLOAD
         if not payload.is_file():
             raise CacheError(f"cache entry {final} is missing its payload; {fix}")
-        if _sha256(payload) != meta.get("sha256", {}).get(_PAYLOAD):
+        if file_digest(payload) != meta.get("sha256", {}).get(_PAYLOAD):
             raise CacheError(f"cache entry {final} failed its SHA-256 check (corrupt file); {fix}")
         try:
             tensors = load_file(str(payload))

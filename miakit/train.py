@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from miakit._util import as_model_input, atomic_write, model_device, resolve_device
 from miakit.data import Data
 from miakit.models import is_convnet
 
@@ -132,18 +131,6 @@ class FitResult:
     stopped_early: bool = False
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"`` -> CUDA when available, else CPU; otherwise as given."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'"
-        )
-    return dev
-
-
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch's global RNG (dropout, init) and return a CPU generator for batch order."""
     torch.manual_seed(seed)
@@ -177,13 +164,6 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 
 
-def _as_input(x: Tensor, device: torch.device) -> Tensor:
-    x = x.to(device, non_blocking=True)
-    if x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
 def batches(
     n: int, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> Iterator[Tensor]:
@@ -201,15 +181,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _load_checkpoint(path: Path) -> dict | None:
@@ -330,8 +302,8 @@ def fit(
     objective = objective or cross_entropy
     gen = seed_everything(cfg.seed)
     prepare(model, dev_)
-    x, y = _as_input(train.x, dev_), train.y.to(dev_)
-    dx, dy = _as_input(dev.x, dev_), dev.y.to(dev_)
+    x, y = as_model_input(train.x, dev_), train.y.to(dev_)
+    dx, dy = as_model_input(dev.x, dev_), dev.y.to(dev_)
     opt = (optimizer_factory or make_optimizer)(model, cfg)
 
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
@@ -425,12 +397,12 @@ def logits(
 
     ``batch_size`` rows per forward (default :func:`eval_batch_size` of the device).
     """
-    dev_ = resolve_device(device) if device is not None else _model_device(model)
+    dev_ = resolve_device(device) if device is not None else model_device(model)
     model.eval()
     outs = []
     for xb in x.split(batch_size or eval_batch_size(dev_)):
         with _autocast(dev_):
-            outs.append(model(_as_input(xb, dev_)).float())
+            outs.append(model(as_model_input(xb, dev_)).float())
     return torch.cat(outs).cpu() if outs else torch.empty(0)
 
 
@@ -453,12 +425,6 @@ def accuracy(model: nn.Module, data: Data, *, device: str | torch.device | None 
     return float((out.argmax(1) == data.y.cpu()).float().mean())
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-@torch.no_grad()
 def sensitivity(
     model: nn.Module,
     x: Tensor,
@@ -481,7 +447,7 @@ def sensitivity(
     """
     if m < 1 or not eps > 0:
         raise ValueError(f"sensitivity needs m >= 1 and eps > 0, got m={m}, eps={eps}")
-    dev_ = resolve_device(device) if device is not None else _model_device(model)
+    dev_ = resolve_device(device) if device is not None else model_device(model)
     model.eval()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     step = max(1, batch_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -377,3 +378,14 @@ def test_accepts_numpy_and_torch_sizes() -> None:
 def test_malformed_shapes(shape: object) -> None:
     with pytest.raises(ValueError, match="expects input_shape"):
         build_model("resnet18", 10, shape)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_arch_flags_match_the_built_model(name: str) -> None:
+    """``supports_all_pruners`` is true exactly for nets with conv filters and BatchNorm."""
+    spec = ARCHS[name]
+    shape = (1, 8, 8) if name == "small_cnn" else (3, 32, 32) if spec.kind == "image" else (40,)
+    if not spec.tiny and not os.environ.get("MIAKIT_FULL_TESTS"):
+        pytest.skip("heavy architecture; set MIAKIT_FULL_TESTS=1")
+    model = build_model(name, 10, shape, seed=0)
+    assert spec.supports_all_pruners == (is_convnet(model) and has_batchnorm(model))
