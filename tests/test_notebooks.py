@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -73,3 +74,77 @@ def test_no_reusable_logic(name):
         if cell["cell_type"] == "code":
             src = "".join(cell["source"])
             assert not re.search(r"^\s*(def|class) ", src, flags=re.M), f"{name}: {src[:80]}"
+
+
+#: Notebook constructs the loop check tolerates, each with its reason: (notebook, snippet).
+ALLOWED: dict[tuple[str, str], str] = {}
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _formats_a_label(node: ast.AST) -> bool:
+    """A comprehension whose element is an f-string or ``str(...)``: label formatting."""
+    elt = node.value if isinstance(node, ast.DictComp) else node.elt
+    return isinstance(elt, ast.JoinedStr) or (
+        isinstance(elt, ast.Call) and isinstance(elt.func, ast.Name) and elt.func.id == "str"
+    )
+
+
+def _registry_keys() -> set[str]:
+    from miakit.attacks import ATTACKS
+    from miakit.defenses import DEFENSES
+    from miakit.prune import PRUNERS
+
+    return set(ATTACKS) | set(PRUNERS) | (set(DEFENSES) - {"none"})
+
+
+def loop_findings(source: str, keys: set[str]) -> list[str]:
+    """What a notebook code cell does that belongs in the library (empty: nothing)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        where = f"line {getattr(node, 'lineno', '?')}"
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            found.append(f"{where}: a {type(node).__name__.lower()} loop")
+        elif isinstance(node, _COMPREHENSIONS) and not _formats_a_label(node):
+            found.append(f"{where}: a comprehension over data (only label formatting may loop)")
+        elif isinstance(node, ast.Attribute) and node.attr == "concat":
+            found.append(f"{where}: pd.concat of tables (the library returns one frame)")
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr == "split"
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "str"
+        ):
+            found.append(f"{where}: .str.split of a label (read a column instead)")
+        elif isinstance(node, (ast.List, ast.Tuple)) and node.elts:
+            strings = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+            if len(strings) == len(node.elts) and all(isinstance(v, str) for v in strings):
+                if set(strings) <= keys:
+                    found.append(f"{where}: a list of registry names {strings} (use a constant)")
+    return found
+
+
+def test_loop_check_catches_what_it_should():
+    keys = {"conf", "samia"}
+    assert loop_findings("for a in b:\n    pass", keys)
+    assert loop_findings("x = [exp.attack(n) for n in names]", keys)
+    assert loop_findings("pd.concat([a, b])", keys)
+    assert loop_findings("t['variant'].str.split('@')", keys)
+    assert loop_findings("attacks = ['conf', 'samia']", keys)
+    assert not loop_findings("', '.join(f'{s:g}' for s in sparsities)", keys)
+    assert not loop_findings("t.pivot_table(index='attack', columns='victim_pruner')", keys)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_no_loops_in_notebooks(name):
+    """Loops over models, variants, attacks or panels live in the library, not in notebooks."""
+    keys = _registry_keys()
+    problems = []
+    for i, cell in enumerate(_load(name)["cells"]):
+        if cell["cell_type"] != "code" or "parameters" in cell["metadata"].get("tags", []):
+            continue
+        src = "".join(cell["source"])
+        hits = loop_findings(src, keys)
+        hits = [h for h in hits if not any(n == name and s in src for n, s in ALLOWED)]
+        problems += [f"cell {i}, {h}" for h in hits]
+    assert not problems, f"{name}: " + "; ".join(problems)
