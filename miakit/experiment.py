@@ -37,7 +37,7 @@ from torch import nn
 
 from miakit.attacks import ATTACKS, AttackInputs, make_attack
 from miakit.attacks.neural import NeuralAttack
-from miakit.data import DATASETS, Data, Splits, _canonical_name, load_dataset, paper_splits
+from miakit.data import DATASETS, Data, Splits, canonical_name, load_dataset, paper_splits
 from miakit.defenses import convert_for_opacus, make_defense
 from miakit.metrics import (
     AttackResult,
@@ -124,7 +124,7 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         try:
-            object.__setattr__(self, "dataset", _canonical_name(self.dataset))
+            object.__setattr__(self, "dataset", canonical_name(self.dataset))
         except (KeyError, TypeError):
             raise ValueError(
                 f"unknown dataset {self.dataset!r}; known datasets: {', '.join(sorted(DATASETS))}"

@@ -1,5 +1,5 @@
-"""Tests of miakit.data: Data, the registry, raw-format parsers, downloads and the
-paper's victim/shadow split (PAPER.md, "Data and splits").
+"""Tests of miakit.data: Data, the registry, raw-format parsers and downloads
+(PAPER.md, "Data and splits"). The victim/shadow split is tested in test_splits.py.
 
 No test touches the network: an autouse fixture replaces the downloader with one that
 fails like an offline machine; tests that need a download install a fake that serves
@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import shutil
+import subprocess
+import sys
 import tarfile
 import urllib.error
 import zipfile
@@ -21,19 +24,22 @@ import numpy as np
 import pytest
 import torch
 
-import miakit.data as D
+import miakit.data
+import miakit.splits
 from miakit.data import (
     DATASETS,
+    ArchiveLayout,
     ChecksumMismatchError,
     Data,
+    DatasetInfo,
     DatasetUnavailableError,
-    Split,
-    Splits,
+    canonical_name,
     data_root,
+    formats,
     load_dataset,
-    paper_splits,
-    split_sizes,
+    loaders,
 )
+from miakit.data import download as dl
 
 CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
@@ -52,7 +58,7 @@ def offline(monkeypatch):
         tried.append(url)
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(D, "_download", no_network)
+    monkeypatch.setattr(dl, "download_file", no_network)
     return tried
 
 
@@ -67,7 +73,7 @@ def serve(monkeypatch, files: dict[str, bytes]) -> list[str]:
             raise urllib.error.URLError(f"404 {url}")
         Path(dest).write_bytes(files[name])
 
-    monkeypatch.setattr(D, "_download", fake)
+    monkeypatch.setattr(dl, "download_file", fake)
     return fetched
 
 
@@ -201,7 +207,6 @@ def test_registry_matches_the_paper():
         "texas100": ("tabular", 100, (6169,)),
     }
     assert {k: (v.kind, v.num_classes, v.input_shape) for k, v in DATASETS.items()} == expected
-    assert set(D._LOADERS) == set(DATASETS)
     assert {k for k, v in DATASETS.items() if v.embedded} == {"digits", "mnist1d"}
     assert DATASETS["cifar10"].files[0].checksum == "md5:c58f30108f718f92721af3b95e74349a"
     assert DATASETS["cifar100"].mean == DATASETS["cifar10"].mean == (0.4914, 0.4822, 0.4465)
@@ -209,6 +214,98 @@ def test_registry_matches_the_paper():
     for info in DATASETS.values():
         for f in info.files:
             assert all(u.startswith(("https://", "http://")) for u in f.urls)
+
+
+def test_registry_entries_carry_loader_layout_and_title():
+    loaders_by_name = {
+        "digits": loaders.load_digits,
+        "mnist1d": loaders.load_mnist1d,
+        "cifar10": loaders.load_cifar,
+        "cifar100": loaders.load_cifar,
+        "svhn": loaders.load_svhn,
+        "chmnist": loaders.load_chmnist,
+        "location": loaders.load_tabular,
+        "purchase100": loaders.load_tabular,
+        "texas100": loaders.load_texas,
+    }
+    assert {k: v.loader for k, v in DATASETS.items()} == loaders_by_name
+    assert all(isinstance(v, DatasetInfo) and v.name == k for k, v in DATASETS.items())
+    batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    assert DATASETS["cifar10"].layout == ArchiveLayout(
+        tuple(f"cifar-10-batches-py/{f}" for f in batches), label_key="labels"
+    )
+    assert DATASETS["cifar100"].layout == ArchiveLayout(
+        ("cifar-100-python/train", "cifar-100-python/test"), label_key="fine_labels"
+    )
+    assert DATASETS["chmnist"].layout.members == ("Kather_texture_2016_image_tiles_5000",)
+    assert DATASETS["purchase100"].layout.members == ("dataset_purchase",)
+    assert DATASETS["location"].layout.members == ("bangkok",)
+    assert DATASETS["texas100"].layout.members == ("texas/100/feats", "texas/100/labels")
+    # read directly (SVHN's .mat files) or embedded: no archive layout
+    assert {k for k, v in DATASETS.items() if v.layout is None} == {"digits", "mnist1d", "svhn"}
+    assert DATASETS["cifar10"].title == "CIFAR-10" and DATASETS["mnist1d"].title == "MNIST-1D"
+    assert DATASETS["cifar100"].title == "CIFAR-100" and DATASETS["texas100"].title == "Texas100"
+    assert all(v.title for v in DATASETS.values())
+    with pytest.raises(ValueError, match="at least one member"):
+        ArchiveLayout(())
+
+
+def test_load_dataset_calls_the_entrys_loader(monkeypatch):
+    calls = []
+
+    def fake(info, root, download, options):
+        calls.append((info.name, root, download, options))
+        return Data(torch.zeros(1, 40), torch.tensor([3]), info.num_classes, info.name)
+
+    monkeypatch.setitem(DATASETS, "mnist1d", replace(DATASETS["mnist1d"], loader=fake))
+    pool = load_dataset("MNIST_1D", root="somewhere", download=False, seed=1)
+    assert calls == [("mnist1d", "somewhere", False, {"seed": 1})]
+    assert pool.y.tolist() == [3]
+
+
+def test_layout_is_required_by_archive_loaders(monkeypatch):
+    monkeypatch.setitem(DATASETS, "location", replace(DATASETS["location"], layout=None))
+    with pytest.raises(ValueError, match=r"DATASETS\['location'\] has no layout"):
+        load_dataset("location")
+    cifar = replace(DATASETS["cifar10"], layout=ArchiveLayout(("cifar-10-batches-py/test_batch",)))
+    monkeypatch.setitem(DATASETS, "cifar10", cifar)
+    with pytest.raises(ValueError, match="needs label_key"):
+        load_dataset("cifar10")
+
+
+def test_canonical_name_is_public_and_has_no_private_alias():
+    assert canonical_name("CIFAR-10") == "cifar10" and canonical_name(" Mnist_1D ") == "mnist1d"
+    assert canonical_name("purchase") == "purchase100" and canonical_name("Kather") == "chmnist"
+    with pytest.raises(TypeError, match="must be a string"):
+        canonical_name(10)
+    with pytest.raises(KeyError, match="unknown dataset 'svhm'"):
+        canonical_name("svhm")
+    assert not hasattr(miakit.data, "_canonical_name")
+
+
+def test_package_reexports_the_old_public_names():
+    old = {
+        "DATASETS", "DEV_SIZE", "DOWNLOAD_TIMEOUT_S", "TEST_SIZE", "ChecksumMismatchError",
+        "Data", "DatasetInfo", "DatasetUnavailableError", "RemoteFile", "Split", "Splits",
+        "data_root", "load_dataset", "paper_splits", "split_sizes",
+    }  # fmt: skip
+    assert old <= set(miakit.data.__all__)
+    assert all(hasattr(miakit.data, n) for n in miakit.data.__all__)
+    for name in miakit.splits.__all__:
+        assert getattr(miakit.data, name) is getattr(miakit.splits, name)
+    assert miakit.data.DOWNLOAD_TIMEOUT_S == 30.0
+
+
+def test_import_miakit_data_stays_light():
+    code = (
+        "import sys, miakit.data; "
+        "print(sorted(m for m in ('matplotlib', 'pandas', 'scipy', 'PIL', 'sklearn', "
+        "'miakit.train', 'miakit.models', 'miakit.experiment') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_unknown_name_and_option():
@@ -276,7 +373,7 @@ def test_parse_cifar10_batches_and_torchvision_normalisation(tmp_path):
 
     folder = tmp_path / "cifar10" / "cifar-10-batches-py"
     raw, labels = make_cifar10_folder(folder)
-    x, y = D._parse_cifar(folder, CIFAR10_FILES, label_key="labels")
+    x, y = formats.parse_cifar(folder, CIFAR10_FILES, label_key="labels")
     assert x.shape == (12, 3, 32, 32) and x.dtype == np.uint8
     assert np.array_equal(x.reshape(12, -1), raw)  # train batches first, then test
     assert y.tolist() == labels.tolist()
@@ -284,9 +381,8 @@ def test_parse_cifar10_batches_and_torchvision_normalisation(tmp_path):
     # The extracted folder placed by hand is used as is (no archive, no download).
     with pytest.warns(UserWarning, match="pool has 12 samples"):
         pool = load_dataset("cifar10", root=tmp_path)
-    tv = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize(D._CIFAR_MEAN, D._CIFAR_STD)]
-    )
+    info = DATASETS["cifar10"]
+    tv = transforms.Compose([transforms.ToTensor(), transforms.Normalize(info.mean, info.std)])
     for i in (0, 11):
         expected = tv(Image.fromarray(raw[i].reshape(3, 32, 32).transpose(1, 2, 0)))
         assert torch.allclose(pool.x[i], expected, atol=1e-6, rtol=0)
@@ -297,7 +393,7 @@ def test_parse_cifar100(tmp_path):
     rng = np.random.default_rng(2)
     train, train_y = write_cifar_batch(tmp_path / "train", rng, 3, "fine_labels", 100)
     test, test_y = write_cifar_batch(tmp_path / "test", rng, 2, "fine_labels", 100)
-    x, y = D._parse_cifar(tmp_path, ["train", "test"], label_key="fine_labels")
+    x, y = formats.parse_cifar(tmp_path, ["train", "test"], label_key="fine_labels")
     assert np.array_equal(x.reshape(5, -1), np.concatenate([train, test]))
     assert y.tolist() == train_y + test_y
 
@@ -309,7 +405,7 @@ def test_cifar_pickle_cannot_run_code(tmp_path):
 
     (tmp_path / "test_batch").write_bytes(pickle.dumps({"data": Evil(), "labels": []}))
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
-        D._parse_cifar(tmp_path, ["test_batch"], label_key="labels")
+        formats.parse_cifar(tmp_path, ["test_batch"], label_key="labels")
 
 
 def test_cifar_download_extract_parse_and_cache(monkeypatch, tmp_path):
@@ -334,11 +430,29 @@ def test_cifar_download_extract_parse_and_cache(monkeypatch, tmp_path):
 
     # The parsed cache is used next time, even with the raw files gone and no network.
     (root / "cifar10" / "cifar-10-python.tar.gz").unlink()
-    D.shutil.rmtree(root / "cifar10" / "cifar-10-batches-py")
-    monkeypatch.setattr(D, "_download", lambda *a, **k: pytest.fail("downloaded twice"))
+    shutil.rmtree(root / "cifar10" / "cifar-10-batches-py")
+    monkeypatch.setattr(dl, "download_file", lambda *a, **k: pytest.fail("downloaded twice"))
     with pytest.warns(UserWarning):
         second = load_dataset("cifar10", root=root)
     assert torch.equal(first.x, second.x) and torch.equal(first.y, second.y)
+
+
+def test_pool_cache_write_failure_only_warns(monkeypatch, tmp_path):
+    x, y = np.arange(6, dtype=np.uint8).reshape(3, 2), np.array([0, 1, 0])
+
+    def read_only(path, write):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(dl, "atomic_write", read_only)
+    with pytest.warns(UserWarning, match="parsed again next time"):
+        got = dl.cached_pool(tmp_path, "toy", lambda: (x, y))
+    assert got[0] is x and got[1] is y and list(tmp_path.iterdir()) == []
+
+    monkeypatch.undo()
+    dl.cached_pool(tmp_path, "toy", lambda: (x, y))
+    assert [p.name for p in tmp_path.iterdir()] == ["toy-pool-v1.npz"]
+    again = dl.cached_pool(tmp_path, "toy", lambda: pytest.fail("parsed twice"))
+    assert np.array_equal(again[0], x) and np.array_equal(again[1], y)
 
 
 def test_parse_svhn_mat_and_load(monkeypatch, tmp_path):
@@ -347,7 +461,7 @@ def test_parse_svhn_mat_and_load(monkeypatch, tmp_path):
     xte = rng.integers(0, 256, (32, 32, 3, 2), dtype=np.uint8)
     save_svhn_mat(tmp_path / "train_32x32.mat", xtr, np.array([10, 1, 9]))
     save_svhn_mat(tmp_path / "test_32x32.mat", xte, np.array([3, 10]))
-    x, y = D._parse_svhn([tmp_path / "train_32x32.mat", tmp_path / "test_32x32.mat"])
+    x, y = formats.parse_svhn([tmp_path / "train_32x32.mat", tmp_path / "test_32x32.mat"])
     assert y.tolist() == [0, 1, 9, 3, 0]  # label 10 is digit 0
     assert x.shape == (5, 3, 32, 32)
     assert np.array_equal(x[1], xtr[:, :, :, 1].transpose(2, 0, 1))
@@ -367,11 +481,11 @@ def test_parse_chmnist_matches_torchvision_imagefolder(tmp_path):
 
     make_tiles(tmp_path, ["02_STROMA", "01_TUMOR"], per_class=2, size=150)
     (tmp_path / "01_TUMOR" / "notes.txt").write_text("not an image")
-    x, y, classes = D._parse_chmnist(tmp_path)
+    x, y, classes = formats.parse_chmnist(tmp_path)
     assert classes == ("01_TUMOR", "02_STROMA") and y.tolist() == [0, 0, 1, 1]
     assert x.shape == (4, 3, 32, 32) and x.dtype == np.uint8
     mean, std = DATASETS["chmnist"].mean, DATASETS["chmnist"].std
-    ours = D._normalise_images(x, mean, std)
+    ours = loaders.normalise_images(x, mean, std)
     tv = datasets.ImageFolder(
         tmp_path,
         transform=transforms.Compose(
@@ -407,7 +521,7 @@ def test_chmnist_zip_flow_and_class_count(monkeypatch, tmp_path):
         pool = load_dataset("chmnist", root=tmp_path / "root")
     assert pool.x.shape == (8, 3, 32, 32) and pool.y.tolist() == list(range(8))
 
-    D.shutil.rmtree(tiles / "08_EMPTY")  # a hand-placed folder with a class missing
+    shutil.rmtree(tiles / "08_EMPTY")  # a hand-placed folder with a class missing
     (tmp_path / "tiles").rename(tmp_path / "chmnist")
     with pytest.raises(ValueError, match="7 class folders"):
         load_dataset("chmnist", root=tmp_path, download=False)
@@ -425,39 +539,41 @@ def test_parse_label_first_tabular(tmp_path, name, member, f, k):
     rows[0, 0], rows[1, 0] = 1, k  # both ends of the 1-based label range
     path = tmp_path / member
     path.write_bytes(tabular_text(rows.tolist()))
-    x, y = D._parse_tabular(path, num_features=f, num_classes=k)
+    x, y = formats.parse_tabular(path, num_features=f, num_classes=k)
     assert x.shape == (5, f) and np.array_equal(x, rows[:, 1:])
     assert y.dtype == np.int64 and y.tolist() == (rows[:, 0] - 1).tolist()
 
     path.write_bytes(tabular_text(rows[:, :-1].tolist()))
     with pytest.raises(ValueError, match=f"expected {f + 1} columns"):
-        D._parse_tabular(path, num_features=f, num_classes=k)
+        formats.parse_tabular(path, num_features=f, num_classes=k)
     bad = rows.copy()
     bad[2, 5] = 2
     path.write_bytes(tabular_text(bad.tolist()))
     with pytest.raises(ValueError, match="binary 0/1"):
-        D._parse_tabular(path, num_features=f, num_classes=k)
+        formats.parse_tabular(path, num_features=f, num_classes=k)
     bad = rows.copy()
     bad[0, 0] = 0
     path.write_bytes(tabular_text(bad.tolist()))
     with pytest.raises(ValueError, match=f"1-based in 1..{k}"):
-        D._parse_tabular(path, num_features=f, num_classes=k)
+        formats.parse_tabular(path, num_features=f, num_classes=k)
     path.write_bytes(b"1,0,x\n")
     with pytest.raises(ValueError, match="could not parse"):
-        D._parse_tabular(path, num_features=2, num_classes=k)
+        formats.parse_tabular(path, num_features=2, num_classes=k)
 
 
 def test_parse_texas(tmp_path):
     rows = make_tabular_rows(np.random.default_rng(5), 4, 6169, 100)
     (tmp_path / "feats").write_bytes(tabular_text(rows[:, 1:].tolist()))
     (tmp_path / "labels").write_bytes(tabular_text(rows[:, :1].tolist()))
-    x, y = D._parse_texas(
+    x, y = formats.parse_texas(
         tmp_path / "feats", tmp_path / "labels", num_features=6169, num_classes=100
     )
     assert np.array_equal(x, rows[:, 1:]) and y.tolist() == (rows[:, 0] - 1).tolist()
     (tmp_path / "labels").write_bytes(tabular_text(rows[:3, :1].tolist()))
     with pytest.raises(ValueError, match="one label per line for the 4 rows"):
-        D._parse_texas(tmp_path / "feats", tmp_path / "labels", num_features=6169, num_classes=100)
+        formats.parse_texas(
+            tmp_path / "feats", tmp_path / "labels", num_features=6169, num_classes=100
+        )
 
 
 @pytest.mark.parametrize("name", ["purchase100", "location", "texas100"])
@@ -471,7 +587,7 @@ def test_tabular_tgz_flow(monkeypatch, tmp_path, name):
             "texas/100/labels": tabular_text(rows[:, :1].tolist()),
         }
     else:
-        members = {D._TABULAR_MEMBERS[name][0]: tabular_text(rows.tolist())}
+        members = {info.layout.members[0]: tabular_text(rows.tolist())}
     archive = info.files[0].filename
     serve(monkeypatch, {archive: tar_bytes(members)})  # no published checksum: not verified
     with pytest.warns(UserWarning, match="pool has 3"):
@@ -532,87 +648,3 @@ def test_offline_error_names_file_url_and_path(tmp_path, offline):
     with pytest.raises(DatasetUnavailableError, match="download=False"):
         load_dataset("svhn", root=tmp_path, download=False)
     assert offline == []
-
-
-# ----------------------------------------------------------------------------------------
-# Splits (PAPER.md, "Data and splits")
-# ----------------------------------------------------------------------------------------
-
-
-def test_cifar10_split_sizes_from_arithmetic():
-    assert split_sizes(60000) == split_sizes(60000, half="shadow") == (13500, 3000, 13500)
-    assert split_sizes(8000) == (1800, 400, 1800)
-    assert split_sizes(7) == (0, 1, 2) and split_sizes(7, half="shadow") == (1, 1, 2)
-    with pytest.raises(ValueError, match="half"):
-        split_sizes(10, half="attack")
-
-
-def test_paper_splits_cifar10_sizes_and_disjointness():
-    n = 60000
-    s = paper_splits(n)
-    assert s.victim.sizes() == (13500, 3000, 13500) and s.num_shadows == 5
-    victim = np.concatenate([s.victim.train, s.victim.dev, s.victim.test])
-    shadow_half = np.concatenate([s.shadows[0].train, s.shadows[0].dev, s.shadows[0].test])
-    assert np.intersect1d(victim, shadow_half).size == 0
-    assert np.array_equal(np.sort(np.concatenate([victim, shadow_half])), np.arange(n))
-    for sh in s.shadows:
-        assert sh.sizes() == (13500, 3000, 13500)
-        half = np.sort(np.concatenate([sh.train, sh.dev, sh.test]))
-        assert np.array_equal(half, np.sort(shadow_half))  # re-splits of the same half
-        assert len(np.unique(half)) == 30000
-    assert s.victim.train.dtype == np.int64
-    assert s.victim.members is s.victim.train and s.victim.non_members is s.victim.test
-
-
-def test_paper_splits_match_the_authors_sklearn_chain():
-    from sklearn.model_selection import train_test_split
-
-    n, seed = 1001, 7
-    s = paper_splits(n, seed=seed, num_shadows=3)
-    victim, shadow = train_test_split(list(range(n)), test_size=0.5, random_state=seed)
-    v_train, v_test = train_test_split(victim, test_size=0.45, random_state=seed)
-    v_train, v_dev = train_test_split(v_train, test_size=0.1818, random_state=seed)
-    assert s.victim.train.tolist() == v_train
-    assert s.victim.dev.tolist() == v_dev and s.victim.test.tolist() == v_test
-    for i, sh in enumerate(s.shadows):
-        a_train, a_test = train_test_split(shadow, test_size=0.45, random_state=seed + i)
-        a_train, a_dev = train_test_split(a_train, test_size=0.1818, random_state=seed + i)
-        assert (sh.train.tolist(), sh.dev.tolist(), sh.test.tolist()) == (a_train, a_dev, a_test)
-
-
-def test_paper_splits_deterministic_and_shadows_differ():
-    a, b, c = paper_splits(2000, seed=3), paper_splits(2000, seed=3), paper_splits(2000, seed=4)
-    for x, y in zip([a.victim, *a.shadows], [b.victim, *b.shadows], strict=True):
-        for part in ("train", "dev", "test"):
-            assert np.array_equal(getattr(x, part), getattr(y, part))
-    assert not np.array_equal(a.victim.train, c.victim.train)
-    trains = [set(sh.train.tolist()) for sh in a.shadows]
-    for i in range(len(trains)):
-        for j in range(i + 1, len(trains)):
-            assert trains[i] != trains[j]
-            assert trains[i] & trains[j]  # shadow splits overlap each other
-
-
-def test_paper_splits_validate_inputs():
-    with pytest.raises(ValueError, match="at least 8"):
-        paper_splits(7)
-    assert paper_splits(8).victim.sizes() == (1, 1, 2)
-    with pytest.raises(ValueError, match="0 <= seed"):
-        paper_splits(100, seed=-1)
-    with pytest.raises(ValueError, match="0 <= seed"):
-        paper_splits(100, seed=2**32 - 2, num_shadows=5)
-    with pytest.raises(ValueError, match="num_shadows must be at least 1"):
-        paper_splits(100, num_shadows=0)
-    with pytest.raises(TypeError, match="seed must be an int"):
-        paper_splits(100, seed=True)
-
-
-def test_split_validation():
-    with pytest.raises(ValueError, match="disjoint"):
-        Split(train=np.array([0, 1]), dev=np.array([2]), test=np.array([1]))
-    with pytest.raises(ValueError, match="1-D integer"):
-        Split(train=np.array([0.0]), dev=np.array([1]), test=np.array([2]))
-    with pytest.raises(ValueError, match="at least one shadow"):
-        Splits(victim=Split(np.array([0]), np.array([1]), np.array([2])), shadows=())
-    s = Split(train=[3, 4], dev=[], test=[5])
-    assert s.dev.dtype == np.int64 and s.sizes() == (2, 0, 1)

@@ -1,0 +1,234 @@
+"""Loaders: one function per dataset format that reads a whole pool into a :class:`Data`.
+
+Each loader has the signature :data:`miakit.data.info.Loader` and is named by the
+``loader`` field of its :data:`~miakit.data.DATASETS` entry; :func:`miakit.data.load_dataset`
+calls it. The pool is the official train part followed by the test part, normalised
+as the paper's code does (PAPER.md, "Data and splits"): images get ``ToTensor`` +
+``Normalize`` only, tabular data are float 0/1 features with 0-based labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from miakit.data.container import Data
+from miakit.data.download import cached_pool, data_root, ensure_extracted, fetch
+from miakit.data.formats import parse_chmnist, parse_cifar, parse_svhn, parse_tabular, parse_texas
+from miakit.data.info import ArchiveLayout, DatasetInfo
+
+__all__ = [
+    "load_chmnist",
+    "load_cifar",
+    "load_digits",
+    "load_mnist1d",
+    "load_svhn",
+    "load_tabular",
+    "load_texas",
+    "normalise_images",
+]
+
+
+def _take_options(info: DatasetInfo, options: Mapping[str, Any], **defaults: Any) -> dict:
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        accepted = ", ".join(sorted(defaults)) or "none"
+        raise TypeError(
+            f"load_dataset({info.name!r}) got unknown option(s) {unknown}; "
+            f"{info.name} accepts: {accepted}."
+        )
+    return {**defaults, **options}
+
+
+def _layout(info: DatasetInfo) -> ArchiveLayout:
+    if info.layout is None:
+        raise ValueError(
+            f"DATASETS[{info.name!r}] has no layout; its loader reads members of an archive, "
+            "so the entry needs layout=ArchiveLayout(members=...)."
+        )
+    return info.layout
+
+
+def normalise_images(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``ToTensor`` (uint8 -> [0, 1]) then ``Normalize(mean, std)``, batched.
+
+    Args:
+        x: uint8 images ``(N, C, H, W)``.
+        mean: Per-channel mean (length C).
+        std: Per-channel standard deviation (length C).
+
+    Returns:
+        float32 ``(N, C, H, W)``, as torchvision's transforms give image by image.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32).div_(255)
+    m = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return t.sub_(m).div_(s)
+
+
+def _finish(info: DatasetInfo, x: torch.Tensor, y: np.ndarray) -> Data:
+    # stacklevel=4: _finish <- the loader <- load_dataset <- the caller.
+    if info.pool_size is not None and len(y) != info.pool_size:
+        warnings.warn(
+            f"{info.name}: the pool has {len(y)} samples but the published files have "
+            f"{info.pool_size}; the files on disk are not the published ones.",
+            stacklevel=4,
+        )
+    if tuple(x.shape[1:]) != info.input_shape:
+        raise ValueError(
+            f"{info.name}: inputs have shape {tuple(x.shape[1:])}, expected {info.input_shape}."
+        )
+    return Data(x, torch.from_numpy(np.asarray(y, dtype=np.int64)), info.num_classes, info.name)
+
+
+def load_digits(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """scikit-learn digits: pixels 0..16 scaled to [0, 1], then standardised with the
+    mean and std of the whole dataset; shape (1797, 1, 8, 8)."""
+    _take_options(info, options)
+    import sklearn.datasets
+
+    digits = sklearn.datasets.load_digits()
+    x = digits.images.astype(np.float64) / 16.0
+    x = (x - x.mean()) / x.std()
+    x_t = torch.from_numpy(x.astype(np.float32)).unsqueeze(1)
+    return _finish(info, x_t, digits.target)
+
+
+@contextlib.contextmanager
+def _preserved_global_rng() -> Iterator[None]:
+    """mnist1d seeds the global ``random`` and ``numpy.random`` states; undo that."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def load_mnist1d(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """MNIST-1D, generated procedurally with ``mnist1d.data.make_dataset`` (never
+    ``get_dataset``, which downloads); the package's train and test parts are
+    concatenated, giving ``num_samples`` signals of length 40.
+
+    Options: ``num_samples`` (default 8000, a multiple of 10) and ``seed`` (default 42).
+    """
+    opts = _take_options(info, options, num_samples=8000, seed=42)
+    num_samples, seed = opts["num_samples"], opts["seed"]
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+        raise TypeError(f"mnist1d num_samples must be an int, got {num_samples!r}.")
+    if num_samples < 10 or num_samples % 10:
+        raise ValueError(
+            f"mnist1d num_samples must be a positive multiple of 10 (the generator makes "
+            f"num_samples // 10 signals per class), got {num_samples}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"mnist1d seed must be an int in [0, 2**32), got {seed!r}.")
+    import mnist1d.data as m1d
+
+    args = m1d.get_dataset_args()
+    args.num_samples = num_samples
+    args.seed = seed
+    with _preserved_global_rng():
+        ds = m1d.make_dataset(args)
+    x = np.concatenate([ds["x"], ds["x_test"]]).astype(np.float32)
+    y = np.concatenate([ds["y"], ds["y_test"]]).astype(np.int64)
+    return _finish(info, torch.from_numpy(x), y)
+
+
+def load_cifar(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """CIFAR-10/100 from the "python version" archive (the extracted folder, e.g.
+    ``cifar-10-batches-py``, may also be placed in the dataset folder by hand).
+
+    The batches are the layout's members, read in order (train batches, then test).
+    """
+    _take_options(info, options)
+    layout = _layout(info)
+    if layout.label_key is None:
+        raise ValueError(
+            f"DATASETS[{info.name!r}].layout needs label_key (the batches' label key, "
+            "'labels' for CIFAR-10, 'fine_labels' for CIFAR-100)."
+        )
+    label_key = layout.label_key
+    files = tuple(Path(m).name for m in layout.members)
+    directory = data_root(root) / info.name
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        paths = ensure_extracted(info, directory, layout.members, download=download)
+        return parse_cifar(paths[0].parent, files, label_key=label_key)
+
+    x, y = cached_pool(directory, info.name, build)
+    return _finish(info, normalise_images(x, info.mean or (), info.std or ()), y)
+
+
+def load_svhn(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """SVHN train then test (no "extra"): the downloaded ``.mat`` files, in order."""
+    _take_options(info, options)
+    directory = data_root(root) / info.name
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        paths = [fetch(info, f, directory, download=download) for f in info.files]
+        return parse_svhn(paths)
+
+    x, y = cached_pool(directory, info.name, build)
+    return _finish(info, normalise_images(x, info.mean or (), info.std or ()), y)
+
+
+def load_chmnist(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """CHMNIST: the 5000 Kather 2016 tiles (150x150, 8 class folders) resized to 32x32.
+
+    The layout's one member is the folder of class sub-folders.
+    """
+    _take_options(info, options)
+    layout = _layout(info)
+    directory = data_root(root) / info.name
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        (folder,) = ensure_extracted(info, directory, layout.members, download=download)
+        x, y, classes = parse_chmnist(folder, size=info.input_shape[-1])
+        if len(classes) != info.num_classes:
+            raise ValueError(
+                f"{folder} has {len(classes)} class folders {classes}, expected {info.num_classes}."
+            )
+        return x, y
+
+    x, y = cached_pool(directory, info.name, build)
+    return _finish(info, normalise_images(x, info.mean or (), info.std or ()), y)
+
+
+def load_tabular(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """Purchase100 and Location from Shokri et al.'s preprocessed release: the layout's
+    one member is a ``label,f1,...,fF`` text file."""
+    _take_options(info, options)
+    layout = _layout(info)
+    directory = data_root(root) / info.name
+    (num_features,) = info.input_shape
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        (path,) = ensure_extracted(info, directory, layout.members, download=download)
+        return parse_tabular(path, num_features=num_features, num_classes=info.num_classes)
+
+    x, y = cached_pool(directory, info.name, build)
+    return _finish(info, torch.from_numpy(x).to(torch.float32), y)
+
+
+def load_texas(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """Texas100 from Shokri et al.'s preprocessed release: the layout's two members are
+    the features file and the labels file."""
+    _take_options(info, options)
+    layout = _layout(info)
+    directory = data_root(root) / info.name
+    (num_features,) = info.input_shape
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        feats, labels = ensure_extracted(info, directory, layout.members, download=download)
+        return parse_texas(feats, labels, num_features=num_features, num_classes=info.num_classes)
+
+    x, y = cached_pool(directory, info.name, build)
+    return _finish(info, torch.from_numpy(x).to(torch.float32), y)
