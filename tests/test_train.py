@@ -75,7 +75,7 @@ def test_fit_resumes_from_checkpoint(tmp_path):
     ckpt = tmp_path / "run.ckpt"
     torch.manual_seed(0)
     model = _net()
-    import miakit.train as T
+    import miakit.train.loop as T
 
     saved = {}
     orig = T._save_checkpoint

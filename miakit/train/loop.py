@@ -1,115 +1,42 @@
-"""The one fast training loop, plus prediction and input sensitivity.
+"""The one training loop, :func:`fit`, with early stopping and resumable checkpoints.
 
 Victims, shadows, post-pruning fine-tuning and the defenses all train through
-:func:`fit` (PAPER.md, "Models and training"): Adam (lr 1e-3, weight decay
-5e-4), batch 128, early stopping on dev accuracy with patience 5, and the
-best-dev checkpoint restored at the end. No learning-rate schedule and no
-data augmentation.
+:func:`fit` (PAPER.md, "Models and training"): Adam (lr 1e-3, weight decay 5e-4),
+batch 128, early stopping on dev accuracy with patience 5, and the best-dev checkpoint
+restored at the end. No learning-rate schedule and no data augmentation.
 
-Speed (DESIGN.md, "Speed"): the whole dataset sits on the training device as
-tensors and batches are gathered by index from a seeded permutation, so there
-are no DataLoader workers and no per-sample Python. The step never calls
-``.item()``; losses are accumulated on the device and read once per epoch. On
-CUDA the forward runs under bf16 autocast and convnets use channels_last.
+Speed (DESIGN.md, "Speed"): the whole dataset sits on the training device as tensors
+and batches are gathered by index from a seeded permutation, so there are no DataLoader
+workers and no per-sample Python. The step never calls ``.item()``; losses are
+accumulated on the device and read once per epoch. On CUDA the forward runs under bf16
+autocast and convnets use channels_last.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miakit._util import as_model_input, atomic_write, model_device, resolve_device
+from miakit._util import as_model_input, atomic_write, resolve_device
 from miakit.data import Data
 from miakit.models import is_convnet
+from miakit.train.config import Objective, TrainConfig, cross_entropy
+from miakit.train.evaluate import autocast, dev_accuracy
 
 __all__ = [
     "EarlyStopping",
     "FitResult",
-    "Objective",
-    "TrainConfig",
-    "accuracy",
     "batches",
-    "dev_accuracy",
-    "eval_batch_size",
     "fit",
-    "logits",
     "make_optimizer",
-    "predict",
-    "resolve_device",
+    "prepare",
     "seed_everything",
-    "sensitivity",
 ]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training hyper-parameters (PAPER.md, "Models and training").
-
-    Attributes:
-        epochs: maximum number of epochs (paper: 100 for images, 50 tabular).
-        batch_size: minibatch size (paper: 128).
-        lr: Adam learning rate (paper: 1e-3).
-        weight_decay: Adam weight decay (paper: 5e-4).
-        patience: early-stopping patience in epochs on dev accuracy (paper: 5).
-            ``0`` disables early stopping (all epochs run; best-dev still kept).
-        seed: seed for the batch order (and dropout) of this run.
-    """
-
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 5e-4
-    patience: int = 5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0 and math.isfinite(self.lr),
-            "weight_decay": self.weight_decay >= 0,
-            "patience": self.patience >= 0,
-            "seed": self.seed >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(
-                    f"TrainConfig.{name}={getattr(self, name)!r} is invalid: epochs and "
-                    "batch_size must be >= 1, lr > 0, weight_decay/patience/seed >= 0"
-                )
-
-    def halved(self) -> TrainConfig:
-        """The post-pruning fine-tuning schedule: half the epochs, same optimizer.
-
-        PAPER.md, "Pruning": fine-tune for half the training epochs (50 images /
-        25 tabular) with the same optimizer settings and early stopping.
-        """
-        return TrainConfig(**{**asdict(self), "epochs": max(1, self.epochs // 2)})
-
-
-class Objective(Protocol):
-    """A training loss: ``objective(model, x, y) -> scalar loss``.
-
-    The default is cross-entropy on ``model(x)``. Defenses (PPB, adversarial
-    regularisation) and network slimming's L1 penalty plug in here. An
-    objective must not synchronise with the host (no ``.item()``).
-    """
-
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor: ...
-
-
-def cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """The plain objective: mean cross-entropy of ``model(x)`` against ``y``."""
-    return F.cross_entropy(model(x), y)
 
 
 @dataclass
@@ -149,21 +76,6 @@ def prepare(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-def eval_batch_size(device: torch.device) -> int:
-    """Rows per forward when evaluating: large on CUDA, cache-sized on the CPU.
-
-    On the CPU, 128-row chunks ran a small_cnn evaluation 1.4x faster than 1024-row ones.
-    """
-    return 1024 if device.type == "cuda" else 128
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; nothing at all elsewhere (a disabled autocast still costs)."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-
-
 def batches(
     n: int, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> Iterator[Tensor]:
@@ -193,23 +105,6 @@ def _load_checkpoint(path: Path) -> dict | None:
         raise RuntimeError(
             f"training checkpoint {path} is unreadable ({err}); delete it to restart that run"
         ) from err
-
-
-@torch.no_grad()
-def dev_accuracy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Accuracy of ``model`` (eval mode) on device-resident ``x, y`` as a 0-d device tensor.
-
-    No host synchronisation: the caller reads it once per epoch.
-    """
-    model.eval()
-    device = y.device
-    correct = torch.zeros((), device=device)
-    step = eval_batch_size(device)
-    for xb, yb in zip(x.split(step), y.split(step), strict=True):
-        with _autocast(device):
-            out = model(xb)
-        correct += (out.argmax(1) == yb).sum()
-    return correct / max(1, y.numel())
 
 
 @dataclass
@@ -346,7 +241,7 @@ def fit(
         model.train()
         total = torch.zeros((), device=dev_)
         for idx in batches(len(train), cfg.batch_size, gen, dev_):
-            with _autocast(dev_):
+            with autocast(dev_):
                 loss = objective(model, x[idx], y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -383,81 +278,3 @@ def fit(
     if ckpt_path is not None and ckpt_path.exists():
         ckpt_path.unlink()
     return FitResult(stopper.best_epoch, stopper.best_acc, epoch, history, stopped_early)
-
-
-@torch.no_grad()
-def logits(
-    model: nn.Module,
-    x: Tensor,
-    *,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-) -> Tensor:
-    """Pre-softmax outputs of ``model`` (eval mode) on ``x``, float32 on the CPU.
-
-    ``batch_size`` rows per forward (default :func:`eval_batch_size` of the device).
-    """
-    dev_ = resolve_device(device) if device is not None else model_device(model)
-    model.eval()
-    outs = []
-    for xb in x.split(batch_size or eval_batch_size(dev_)):
-        with _autocast(dev_):
-            outs.append(model(as_model_input(xb, dev_)).float())
-    return torch.cat(outs).cpu() if outs else torch.empty(0)
-
-
-def predict(
-    model: nn.Module,
-    x: Tensor,
-    *,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-) -> Tensor:
-    """Posteriors (softmax outputs, the paper's "prediction") of ``model`` on ``x``: (N, K)."""
-    return logits(model, x, batch_size=batch_size, device=device).softmax(dim=1)
-
-
-def accuracy(model: nn.Module, data: Data, *, device: str | torch.device | None = None) -> float:
-    """Top-1 accuracy of ``model`` on ``data``."""
-    if len(data) == 0:
-        raise ValueError("accuracy of an empty dataset is undefined")
-    out = logits(model, data.x, device=device)
-    return float((out.argmax(1) == data.y.cpu()).float().mean())
-
-
-def sensitivity(
-    model: nn.Module,
-    x: Tensor,
-    *,
-    m: int = 10,
-    eps: float = 1e-3,
-    seed: int = 0,
-    batch_size: int = 256,
-    device: str | torch.device | None = None,
-) -> Tensor:
-    """Per-class input sensitivity, SAMIA's second feature (PAPER.md, "SAMIA").
-
-    For ``m`` Gaussian perturbations ``u ~ N(0, I)`` in normalised input space,
-    ``s = mean_j |softmax(f(x + eps u_j)) - softmax(f(x))| / eps`` per class,
-    with the model in eval mode. All ``m`` perturbed copies of a batch go
-    through one batched forward (no Python loop over perturbations).
-
-    Returns:
-        ``(N, K)`` float32 tensor on the CPU.
-    """
-    if m < 1 or not eps > 0:
-        raise ValueError(f"sensitivity needs m >= 1 and eps > 0, got m={m}, eps={eps}")
-    dev_ = resolve_device(device) if device is not None else model_device(model)
-    model.eval()
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    step = max(1, batch_size)
-    outs = []
-    for xb in x.split(step):
-        xb = xb.to(dev_, dtype=torch.float32)
-        noise = torch.randn((m, *xb.shape), generator=gen).to(dev_)
-        pert = (xb.unsqueeze(0) + eps * noise).reshape(m * xb.shape[0], *xb.shape[1:])
-        # float32 on purpose: eps = 1e-3 differences vanish under bf16.
-        base = model(xb).float().softmax(1)
-        moved = model(pert).float().softmax(1).view(m, xb.shape[0], -1)
-        outs.append(((moved - base.unsqueeze(0)).abs().mean(0) / eps).cpu())
-    return torch.cat(outs) if outs else torch.empty(0)
