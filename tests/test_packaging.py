@@ -84,3 +84,18 @@ def test_ci_runs_the_readme_test_command():
     assert len(setup) == 2, "README must open with exactly two set-up commands"
     ci = (ROOT / ".ci" / "run").read_text()
     assert setup[1] in ci, "CI must run the README's test command verbatim"
+
+
+def test_facade_names_resolve_lazily():
+    """``import miakit`` loads no torch; every facade name then resolves to its module's."""
+    import importlib
+    import subprocess
+    import sys
+
+    code = "import sys, miakit; assert 'torch' not in sys.modules, 'import miakit loaded torch'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    miakit = importlib.import_module("miakit")
+    for name, module in miakit._FACADE.items():
+        assert getattr(miakit, name) is getattr(importlib.import_module(module), name), name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        miakit.nope  # noqa: B018
