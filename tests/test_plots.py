@@ -20,7 +20,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from miakit import plots
-from miakit.metrics import divergence_stats, evaluate_attack, results_frame, roc_curve
+from miakit.metrics import evaluate_attack, results_frame, roc_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +52,6 @@ def _dashes(patch) -> tuple:
 # --------------------------------------------------------------------------------------------------
 # style
 # --------------------------------------------------------------------------------------------------
-
-
-def test_widths_and_backend_constants() -> None:
-    assert plots.COLUMN_WIDTH == 3.4
-    assert plots.FULL_WIDTH == 7.0
-    assert 100 <= plots.PNG_DPI <= 200
 
 
 def test_use_style_applies_the_house_rc_and_style_context_restores() -> None:
@@ -93,22 +87,124 @@ def test_level_styles_never_repeat_line_style_and_marker_together() -> None:
 def test_display_name() -> None:
     assert plots.display_name("samia") == "SAMIA"
     assert plots.display_name("top3_nn") == "Top3-NN"
-    assert plots.display_name("l1_unstructured@0.7") == "L1 unstructured@0.7"
+    assert plots.display_name("auc") == "attack AUC"
     assert plots.display_name("my_attack") == "my_attack"
     assert plots.display_name(0.70) == "0.7"
     assert plots.display_name(np.int64(3)) == "3"
+    assert plots.display_name(np.bool_(True)) == "True"
+    # Variant labels, which notebooks still pass, show their pruner's title.
+    assert plots.display_name("l1_unstructured@0.7") == "L1 unstructured@0.7"
+    assert plots.display_name("slimming@0.5+ppb(lam=4.0)") == "network slimming@0.5+ppb(lam=4.0)"
+    assert plots.display_name("original@x") == "original@x"
+
+
+# The texts every figure shows today; a registry title that differs would change the figures.
+REGISTRY_TITLES = {
+    "gap": "Gap",
+    "conf": "Conf",
+    "xent": "Xent",
+    "mentr": "Mentr",
+    "top1_conf": "Top1-conf",
+    "nn": "NN",
+    "top3_nn": "Top3-NN",
+    "nncls": "NNCls",
+    "samia": "SAMIA",
+    "lira": "LiRA",
+    "rmia": "RMIA",
+    "l1_unstructured": "L1 unstructured",
+    "l1_structured": "L1 structured",
+    "l2_structured": "L2 structured",
+    "slimming": "network slimming",
+    "none": "no defense",
+    "ppb": "PPB",
+    "advreg": "AdvReg",
+    "dpsgd": "DP-SGD",
+}
+
+
+def test_display_name_of_registry_keys() -> None:
+    from miakit.attacks import ATTACKS
+    from miakit.defenses import DEFENSES
+    from miakit.prune import PRUNERS
+
+    assert set(REGISTRY_TITLES) == {*ATTACKS, *PRUNERS, *DEFENSES}
+    assert {k: plots.display_name(k) for k in REGISTRY_TITLES} == REGISTRY_TITLES
+
+
+def test_display_name_reads_registry_titles(monkeypatch: pytest.MonkeyPatch) -> None:
+    from miakit.attacks import ATTACKS
+    from miakit.data import DATASETS
+
+    monkeypatch.setattr(ATTACKS["samia"], "title", "SAMIA (test)", raising=False)
+    assert plots.display_name("samia") == "SAMIA (test)"
+    assert DATASETS["cifar10"].title == "CIFAR-10"
+    assert plots.display_name("cifar10") == "CIFAR-10"
+    # An entry without a title falls back to DISPLAY_NAMES, then to the key itself.
+    monkeypatch.setattr(ATTACKS["samia"], "title", "", raising=False)
+    assert plots.display_name("samia") == "SAMIA"
+
+
+def _backend_in_subprocess(code: str, **env_set: str) -> str:
+    """The matplotlib backend a fresh interpreter without a display reports after ``code``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("MPLBACKEND", None)
+    env.update(env_set, PYTHONPATH=str(ROOT))
+    code += "; import matplotlib; print(matplotlib.get_backend())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().lower()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="headless fallback is Linux's")
 def test_backend_is_agg_without_a_display() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env.pop("MPLBACKEND", None)
-    env["PYTHONPATH"] = str(ROOT)
-    code = "import matplotlib, miakit.plots; print(matplotlib.get_backend())"
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip().lower() == "agg"
+    assert _backend_in_subprocess("import miakit.plots") == "agg"
+
+
+def test_backend_chosen_by_the_user_stays_without_a_display() -> None:
+    code = "from miakit import plots; plots.use_style()"
+    assert _backend_in_subprocess(code, MPLBACKEND="svg") == "svg"
+
+
+def test_default_figures_are_column_wide() -> None:
+    frame = _results()
+    gaps = pd.DataFrame({"class": [0, 1], "original": [0.1, 0.2], "pruned": [0.3, 0.1]})
+    figures = {
+        "divergence_histograms": plots.divergence_histograms(
+            CONF_ORIG, CONF_PRUNED, MEMBERS, MEMBERS
+        ),
+        "class_gap_bars": plots.class_gap_bars(gaps),
+        "roc_loglog": plots.roc_loglog(_curves(2)[0]),
+        "roc_loglog (many curves)": plots.roc_loglog(_curves(8)[0]),
+        "attack_bars": plots.attack_bars(frame),
+        "metric_lines": plots.metric_lines(_sweep(), x="sparsity", y="auc", hue="pruner"),
+        "privacy_utility": plots.privacy_utility(
+            pd.DataFrame({"defense": ["none", "ppb"], "test_acc": [0.7, 0.6], "auc": [0.8, 0.6]})
+        ),
+        "heatmap": plots.heatmap(frame, index="victim", columns="attack", values="auc"),
+    }
+    widths = {name: fig.get_size_inches()[0] for name, fig in figures.items()}
+    assert widths == dict.fromkeys(figures, plots.COLUMN_WIDTH)
+    plots.use_style()  # ad-hoc figures match the helpers
+    assert plt.figure().get_size_inches()[0] == plots.COLUMN_WIDTH
+    fig = plots.attack_bars(frame, figsize=(plots.FULL_WIDTH, 2.0))
+    assert fig.get_size_inches()[0] == plots.FULL_WIDTH
+
+
+def test_saved_png_reports_png_dpi(tmp_path: Path) -> None:
+    from PIL import Image
+
+    fig = plots.roc_loglog(_curves(2)[0])
+    width_in = fig.get_size_inches()[0]
+    png, pdf = plots.save_figure(fig, "roc", profile="quick", root=tmp_path)
+    with Image.open(png) as image:
+        dpi = image.info["dpi"]  # PNG stores pixels per metre: 150 dpi reads back as 150.01
+        pixels = image.size[0]
+    assert dpi == pytest.approx((plots.PNG_DPI, plots.PNG_DPI), abs=0.1)
+    # bbox_inches="tight" trims the margin, so the width is at most the figure's at PNG_DPI.
+    assert 0.8 * width_in * plots.PNG_DPI <= pixels <= width_in * plots.PNG_DPI + 1
+    # Written through a temporary file, then given the mode of an ordinary file.
+    assert {p.stat().st_mode & 0o777 for p in (png, pdf)} == {0o644}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,27 +250,12 @@ def test_divergence_histograms_log_and_errors() -> None:
     assert fig.get_supxlabel() == "sensitivity"
     with pytest.raises(ValueError, match="same length"):
         plots.divergence_histograms(CONF_ORIG, CONF_PRUNED[:-1], MEMBERS, MEMBERS)
-    with pytest.raises(ValueError, match="both members and non-members"):
+    with pytest.raises(ValueError, match="both members"):
         plots.divergence_histograms(CONF_ORIG, CONF_PRUNED, MEMBERS, np.ones(8))
     with pytest.raises(ValueError, match="only 0"):
         plots.divergence_histograms(CONF_ORIG, CONF_PRUNED, MEMBERS * 2, MEMBERS)
     with pytest.raises(ValueError, match="finite"):
         plots.divergence_histograms(CONF_ORIG * np.nan, CONF_PRUNED, MEMBERS, MEMBERS)
-
-
-def test_class_gaps_merges_divergence_stats() -> None:
-    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1])
-    gaps = plots.class_gaps(
-        divergence_stats(CONF_ORIG, MEMBERS, labels),
-        divergence_stats(CONF_PRUNED, MEMBERS, labels),
-    )
-    assert list(gaps.columns) == ["class", "original", "pruned"]
-    # class 0: members 0.7, 0.8 vs non-members 0.5, 0.6 -> 0.2; class 1: 0.85 vs 0.65 -> 0.2
-    np.testing.assert_allclose(gaps["original"], [0.2, 0.2])
-    # pruned class 0: (0.95 + 0.9) / 2 - (0.6 + 0.7) / 2 = 0.275; class 1: 0.975 - 0.75 = 0.225
-    np.testing.assert_allclose(gaps["pruned"], [0.275, 0.225])
-    with pytest.raises(KeyError, match="gap"):
-        plots.class_gaps(gaps, gaps)
 
 
 def test_class_gap_bars_original_vs_pruned() -> None:
@@ -504,13 +585,21 @@ def test_bad_names_are_refused(tmp_path: Path, name, match: str) -> None:
     assert not any(tmp_path.iterdir()), "nothing may be written for a bad name"
 
 
-@pytest.mark.parametrize("profile", ["", "a/b", "..", "../quick", None, 3])
-def test_bad_profiles_are_refused(tmp_path: Path, profile) -> None:
-    with pytest.raises(ValueError, match="profile"):
+@pytest.mark.parametrize("profile", ["", ".", "..", "a/b", "a\\b", "../quick", "a\0b", None, 3])
+def test_unsafe_profile_folders_are_refused(tmp_path: Path, profile) -> None:
+    with pytest.raises(ValueError, match="not a safe folder name"):
         plots.save_figure(_figure(), "roc", profile=profile, root=tmp_path)
-    with pytest.raises(ValueError, match="profile"):
+    with pytest.raises(ValueError, match="not a safe folder name"):
         plots.save_table(pd.DataFrame({"a": [1]}), "t", profile=profile, root=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("profile", ["quick", "my run", "custom-2", "..hidden"])
+def test_any_safe_profile_folder_is_accepted(tmp_path: Path, profile: str) -> None:
+    # plots keeps no list of profile names: a custom profile gets its own folder.
+    path = plots.save_table(pd.DataFrame({"a": [1]}), "t", profile=profile, root=tmp_path)
+    assert path == tmp_path / profile / "t.csv" and path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [profile]
 
 
 def test_save_figure_refuses_non_figures(tmp_path: Path) -> None:

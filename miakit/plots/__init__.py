@@ -1,0 +1,95 @@
+"""The house style and the figure helpers the notebooks call (DESIGN.md, "Shape").
+
+Every figure in the notebooks is one call here, and every figure is saved with
+:func:`save_figure` (PNG + PDF under ``figures/<profile>/``) so that a rerun
+rewrites byte-identical files when nothing changed. The figures follow the
+paper's analyses (PAPER.md, "Prediction divergence (the analysis)" and
+"Reporting"):
+
+* :func:`divergence_histograms`: member vs non-member histograms of the
+  ground-truth-class confidence (or sensitivity), original vs pruned model.
+* :func:`class_gap_bars`: per-class member - non-member mean gaps, original vs pruned.
+* :func:`roc_loglog`: log-log ROC curves for the low-FPR regime.
+* :func:`attack_bars`: attack AUC (or accuracy, TPR at low FPR) per attack and victim.
+* :func:`metric_lines`: a metric against a setting, e.g. attack AUC vs sparsity per pruner.
+* :func:`privacy_utility`: test accuracy vs attack success per defense setting.
+* :func:`heatmap`: e.g. attack AUC for victim pruner x shadow pruner (adversary knowledge).
+
+The house style (:func:`use_style`, in :mod:`miakit.plots.style`) is sized for a paper
+column (:data:`COLUMN_WIDTH`, :data:`FULL_WIDTH`), uses the Okabe-Ito colour-blind-safe
+palette, and never tells series apart by colour alone (:class:`SeriesStyle`), so figures
+survive greyscale printing. :func:`display_name` turns column names and registry keys
+into the paper's words.
+
+Modules: ``style`` (rc, palette, series styles, display names), ``save`` (files),
+``divergence``, ``attacks`` and ``sweeps`` (the figures).
+
+Example:
+    >>> from miakit import plots
+    >>> plots.use_style()                                              # doctest: +SKIP
+    >>> fig = plots.attack_bars(table, metric="auc")                   # doctest: +SKIP
+    >>> plots.save_figure(fig, "attack_auc", profile="quick")          # doctest: +SKIP
+    [PosixPath('figures/quick/attack_auc.png'), PosixPath('figures/quick/attack_auc.pdf')]
+"""
+
+from __future__ import annotations
+
+# isort: off
+# style first: importing it chooses the backend before anything imports matplotlib.pyplot.
+from miakit.plots.style import (
+    COLUMN_WIDTH,
+    DISPLAY_NAMES,
+    FULL_WIDTH,
+    HATCHES,
+    LINESTYLES,
+    MARKERS,
+    MEMBER_STYLE,
+    NONMEMBER_STYLE,
+    ORIGINAL_STYLE,
+    PALETTE,
+    PNG_DPI,
+    PRUNED_STYLE,
+    SeriesStyle,
+    display_name,
+    house_rc,
+    level_style,
+    style_context,
+    use_style,
+)
+
+# isort: on
+from miakit.plots.attacks import attack_bars, heatmap, roc_loglog
+from miakit.plots.divergence import class_gap_bars, divergence_histograms
+from miakit.plots.save import figures_root, save_figure, save_table
+from miakit.plots.sweeps import metric_lines, privacy_utility
+
+__all__ = [
+    "figures_root",
+    "COLUMN_WIDTH",
+    "DISPLAY_NAMES",
+    "FULL_WIDTH",
+    "HATCHES",
+    "LINESTYLES",
+    "MARKERS",
+    "MEMBER_STYLE",
+    "NONMEMBER_STYLE",
+    "ORIGINAL_STYLE",
+    "PALETTE",
+    "PNG_DPI",
+    "PRUNED_STYLE",
+    "SeriesStyle",
+    "attack_bars",
+    "class_gap_bars",
+    "display_name",
+    "divergence_histograms",
+    "heatmap",
+    "house_rc",
+    "level_style",
+    "metric_lines",
+    "privacy_utility",
+    "roc_loglog",
+    "save_figure",
+    "save_table",
+    "style_context",
+    "use_style",
+]
