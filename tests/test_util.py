@@ -13,10 +13,19 @@ from torch import nn
 from miakit import _util
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_atomic_write_replaces_whole_file_and_cleans_up_on_error(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "f.txt"
     _util.atomic_write(target, lambda p: p.write_text("one"))
     assert target.read_text() == "one"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
     def fail(p: Path) -> None:
         p.write_text("half")
