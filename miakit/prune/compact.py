@@ -96,15 +96,14 @@ def compact(model: nn.Module, example_input: Tensor) -> nn.Module:
     stays, and the classifier's outputs are never touched. The activations between layers
     must map 0 to 0 (ReLU-like), as in all registry architectures.
 
-    Which channels go: after :func:`~miakit.prune.methods.l1_structured` (``mask_bn=True``) or
-    :func:`~miakit.prune.methods.slimming`
-    every pruned channel of a plain chain (VGG, ``small_cnn``, the inside of ResNet
-    blocks); channels coupled by a residual addition or a concatenation, or running
-    through a MobileNetV2 expansion and its depthwise conv, only where every coupled layer
-    pruned them (the methods prune layers independently, as the paper does). For a plain
-    chain the compacted model runs exactly the effective MACs of
-    :func:`~miakit.prune.sparsity.sparsity_report`;
-    elsewhere those are a lower bound. Unstructured masks remove little or nothing.
+    Which channels go: after :func:`~miakit.prune.methods.l1_structured` (``mask_bn=True``)
+    or :func:`~miakit.prune.methods.slimming` every pruned channel of a plain chain (VGG,
+    ``small_cnn``, the inside of ResNet blocks); channels coupled by a residual addition or
+    a concatenation, or running through a MobileNetV2 expansion and its depthwise conv, only
+    where every coupled layer pruned them (the methods prune layers independently, as the
+    paper does). For a plain chain the compacted model runs exactly the effective MACs of
+    :func:`~miakit.prune.sparsity.sparsity_report`; elsewhere those are a lower bound.
+    Unstructured masks remove little or nothing.
 
     Args:
         model: the masked model (left unchanged).
