@@ -1,4 +1,5 @@
-"""Tests of the pruning methods, fine-tuning, sparsity accounting and compaction.
+"""Tests of the pruning methods, their registry, mask bookkeeping, fine-tuning, sparsity
+accounting and compaction (the package miakit.prune).
 
 The registry test covers small_cnn, mlp, fc and resnet18; ``MIAKIT_FULL_TESTS=1`` adds
 vgg16_bn, mobilenetv2 and densenet121 (about 30 s more on two CPU cores).
@@ -6,11 +7,16 @@ vgg16_bn, mobilenetv2 and densenet121 (about 30 s more on two CPU cores).
 
 from __future__ import annotations
 
+import ast
 import copy
+import dataclasses
 import math
 import os
+import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +28,9 @@ from miakit.models import build_model, has_batchnorm, is_convnet
 from miakit.prune import (
     PRUNERS,
     CompactionReport,
+    PrunerSpec,
+    apply_masks,
+    check_sparsity,
     compact,
     compaction_report,
     finetune,
@@ -31,10 +40,12 @@ from miakit.prune import (
     l2_structured,
     make_permanent,
     prune_model,
+    reapply_masks,
     restore_masks,
     slimming,
     slimming_penalty,
     sparsity_report,
+    strip_masks,
 )
 from miakit.train import TrainConfig, fit
 
@@ -378,27 +389,157 @@ def test_make_permanent_gives_plain_state_dict_with_the_zeros():
 
 
 # ---------------------------------------------------------------------------
+# The registry and its override point
+# ---------------------------------------------------------------------------
+
+
+def test_every_pruner_has_its_name_and_display_title():
+    from miakit.plots import DISPLAY_NAMES
+
+    assert list(PRUNERS) == ["l1_unstructured", "l1_structured", "l2_structured", "slimming"]
+    for name, spec in PRUNERS.items():
+        assert isinstance(spec, PrunerSpec) and spec.name == name
+        assert isinstance(spec.title, str) and spec.title.strip() and spec.title != name
+        assert spec.title == DISPLAY_NAMES[name]  # figures keep their labels
+    assert "l1_unstructured" in PRUNERS and "l3_magic" not in PRUNERS
+    assert ", ".join(PRUNERS) == "l1_unstructured, l1_structured, l2_structured, slimming"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRUNERS["slimming"].title = "other"
+
+
+@pytest.mark.parametrize(
+    "method,fn",
+    [("l1_unstructured", l1_unstructured), ("l1_structured", l1_structured),
+     ("l2_structured", l2_structured), ("slimming", slimming)],
+)  # fmt: skip
+def test_masks_functions_leave_the_model_alone_and_match_the_in_place_method(method, fn):
+    model = _tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    masks = PRUNERS[method].masks(model, 0.5)
+    assert not is_pruned(model) and model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    names = {m: n for n, m in model.named_modules()}
+    expected = {f"{names[m]}.{t}_mask": mask for (m, t), mask in masks.items()}
+    pruned = fn(_tiny(), 0.5)
+    state = pruned.state_dict()
+    assert sorted(k for k in state if k.endswith("_mask")) == sorted(expected)
+    assert all(torch.equal(state[k], v) for k, v in expected.items())
+    called = PRUNERS[method](_tiny(), 0.5).state_dict()  # a spec prunes like its function
+    assert list(called) == list(state) and all(torch.equal(called[k], state[k]) for k in state)
+
+
+def test_a_new_method_is_one_masks_function_and_one_registry_line(monkeypatch):
+    def first_filter_masks(model: nn.Module, sparsity: float) -> dict:
+        check_sparsity(sparsity)
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        masks = {}
+        for conv in convs:
+            mask = torch.ones_like(conv.weight)
+            mask[0] = 0
+            masks[conv, "weight"] = mask
+        return masks
+
+    monkeypatch.setitem(PRUNERS, "first", PrunerSpec("first", "first filter", first_filter_masks))
+    model = _tiny().to(memory_format=torch.channels_last)
+    prune_model(model, "first", 0.5)
+    assert is_pruned(model) and model.conv1.weight.is_contiguous()
+    assert _zero_filters(model.conv1).tolist() == [True] + [False] * 7
+    assert _zero_filters(model.conv2).tolist() == [True] + [False] * 5
+    with pytest.raises(ValueError, match="first: TinyConvNet is already pruned"):
+        prune_model(model, "first", 0.5)
+    with pytest.raises(ValueError, match="apply_masks: Linear is already pruned"):
+        layer = l1_unstructured(nn.Linear(2, 2), 0.5)
+        apply_masks(layer, {(layer, "bias"): torch.ones(2)})
+
+
+def test_strip_and_reapply_masks_round_trip():
+    model = l1_structured(_tiny(), 0.5).eval()
+    x = _images(4, 0).x
+    expected = model(x)
+    masks = strip_masks(model)
+    assert not is_pruned(model)
+    assert set(masks) == {
+        ("conv1", "weight"), ("conv1", "bias"), ("bn1", "weight"), ("bn1", "bias"),
+        ("conv2", "weight"), ("bn2", "weight"), ("bn2", "bias"),
+    }  # fmt: skip
+    assert torch.equal(masks["conv1", "bias"], (~_zero_filters(model.conv1)).float())
+    assert torch.allclose(model(x), expected)  # the zeros stay, now plain
+    assert strip_masks(model) == {}
+    reapply_masks(model, masks)
+    assert is_pruned(model) and torch.equal(model.conv1.weight_mask, masks["conv1", "weight"])
+    with torch.no_grad():
+        model.conv1.weight_orig.add_(1.0)  # training w_orig cannot revive a pruned filter
+    model(x)  # the pre-hook recomputes weight = weight_orig * weight_mask
+    assert int(_zero_filters(model.conv1).sum()) == 4
+
+
+# ---------------------------------------------------------------------------
+# Layer rule: the package sits below train and data
+# ---------------------------------------------------------------------------
+
+PRUNE_DIR = Path(__file__).resolve().parents[1] / "miakit" / "prune"
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_prune_package_imports_neither_train_nor_data():
+    files = sorted(PRUNE_DIR.glob("*.py"))
+    assert {f.name for f in files} >= {"methods.py", "masks.py", "sparsity.py", "compact.py"}
+    for path in files:
+        miakit = {m for m in _imports(path) if m == "miakit" or m.startswith("miakit.")}
+        outside = {m for m in miakit if not m.startswith(("miakit.prune", "miakit._util"))}
+        # the one exception: __init__ names the temporary home of finetune (loaded lazily)
+        if path.name == "__init__.py":
+            outside -= {"miakit._prune_finetune", "miakit._prune_finetune.finetune"}
+        assert not outside, f"{path.name} imports {sorted(outside)} (prune/ is layer L1)"
+    code = (
+        "import sys, miakit.prune; "
+        "bad = [m for m in ('miakit.train', 'miakit.data') if m in sys.modules]; "
+        "assert not bad, bad; from miakit.prune import finetune; "
+        "assert 'miakit.train' in sys.modules and finetune.__module__ == 'miakit._prune_finetune'"
+    )
+    root = PRUNE_DIR.parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+    import miakit.prune
+
+    with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
+        miakit.prune.nonexistent  # noqa: B018
+
+
+# ---------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "bad,words",
-    [
-        (1.0, "would remove every weight"),
-        (1.5, "would remove every weight"),
-        (-0.1, "negative"),
-        (math.nan, "NaN"),
-        ("0.5", "of type str"),
-        (None, "of type NoneType"),
-        (True, "of type bool"),
-    ],
-)
+BAD_SPARSITIES = [1.0, 1.5, -0.1, math.nan, "0.5", None, True]
+SPARSITY_ERROR = r"sparsity must be a number in \[0, 1\) \(the fraction of weights removed\)"
+
+
+@pytest.mark.parametrize("bad", BAD_SPARSITIES)
 @pytest.mark.parametrize("method", list(PRUNERS))
-def test_bad_sparsity_is_one_clear_error(method, bad, words):
-    with pytest.raises(ValueError, match=r"sparsity must be a float in \[0, 1\)") as err:
+def test_bad_sparsity_is_one_clear_error(method, bad):
+    with pytest.raises(ValueError, match=SPARSITY_ERROR) as err:
         prune_model(_tiny(), method, bad)
-    assert words in str(err.value)
+    assert f"got {bad!r}" in str(err.value) and "such as 0.7" in str(err.value)
+
+
+def test_check_sparsity_accepts_fractions_and_rejects_the_rest():
+    assert check_sparsity(0) == 0.0 and isinstance(check_sparsity(0), float)
+    assert check_sparsity(0.7) == 0.7 and check_sparsity(np.float64(0.5)) == 0.5
+    assert check_sparsity(np.float32(0.7)) == float(np.float32(0.7))
+    for bad in (1.0, -0.1, True, "0.5"):
+        with pytest.raises(ValueError, match=SPARSITY_ERROR) as err:
+            check_sparsity(bad)
+        assert f"got {bad!r}" in str(err.value)
 
 
 def test_unknown_method_lists_the_known_ones():
