@@ -54,9 +54,11 @@ Beyond the paper: :func:`compact` removes the zeroed filters and channels physic
 
 Where things live (one concept per module):
 
-- :mod:`miakit.prune.methods`: the four methods, each a masks function (the
-  :class:`Pruner` protocol) under an in-place function; :data:`PRUNERS`,
-  :func:`prune_model`, :func:`check_sparsity`, :func:`slimming_penalty`.
+- :mod:`miakit.prune.methods`: the magnitude methods (L1 unstructured, L1/L2
+  structured), each a masks function (the :class:`Pruner` protocol) under an in-place
+  function; :func:`check_sparsity`.
+- :mod:`miakit.prune.slimming`: network slimming and :func:`slimming_penalty`.
+- :mod:`miakit.prune.registry`: :data:`PRUNERS` and :func:`prune_model`.
 - :mod:`miakit.prune.masks`: :func:`is_pruned`, :func:`apply_masks`,
   :func:`make_permanent`, :func:`restore_masks`, :func:`strip_masks`,
   :func:`reapply_masks` and reading a masked model.
@@ -94,10 +96,7 @@ from miakit.prune.masks import (
     strip_masks,
 )
 from miakit.prune.methods import (
-    PRUNERS,
     Pruner,
-    PrunerSpec,
-    SlimmingPenalty,
     check_sparsity,
     l1_structured,
     l1_structured_masks,
@@ -105,11 +104,9 @@ from miakit.prune.methods import (
     l1_unstructured_masks,
     l2_structured,
     l2_structured_masks,
-    prune_model,
-    slimming,
-    slimming_masks,
-    slimming_penalty,
 )
+from miakit.prune.registry import PRUNERS, PrunerSpec, prune_model
+from miakit.prune.slimming import SlimmingPenalty, slimming, slimming_masks, slimming_penalty
 from miakit.prune.sparsity import SparsityReport, sparsity_report
 
 if TYPE_CHECKING:
