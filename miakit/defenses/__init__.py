@@ -42,7 +42,10 @@ from miakit.defenses.dpsgd import (
     dp_finetune,
 )
 from miakit.defenses.ppb import LAMBDAS, PPB, PPBParams, ppb_divergence, ppb_loss
-from miakit.defenses.registry import DEFENSES, finetune, make_defense
+from miakit.defenses.registry import DEFENSES, finetune, finetune_defended, make_defense
+
+Defense = DefenseParams
+"""The name of a defense's configuration before the dataclasses (an alias)."""
 
 __all__ = [
     "DEFENSES",
@@ -54,6 +57,7 @@ __all__ = [
     "AdversarialRegularization",
     "DPResult",
     "DPSGDParams",
+    "Defense",
     "DefenseParams",
     "DefenseResult",
     "InferenceModel",
@@ -64,6 +68,7 @@ __all__ = [
     "default_delta",
     "dp_finetune",
     "finetune",
+    "finetune_defended",
     "make_defense",
     "ppb_divergence",
     "ppb_loss",
