@@ -112,7 +112,7 @@ def _pipeline_tables(args: argparse.Namespace, cfg: ExperimentConfig) -> None:
         original.merge(after, on="attack", suffixes=("_original", "_pruned")),
     )
     _print_table(
-        f"PPB defense (lambda={cfg.defense_lambda:g}) during fine-tuning: accuracy",
+        f"PPB defense (lambda={defended.defense.lam:g}) during fine-tuning: accuracy",
         exp.variants_table([defended])[["model", "train_acc", "test_acc", "gap", "sparsity"]],
     )
     nonadaptive = _summary(exp.attack_table(defended, shadows=pruned))

@@ -35,10 +35,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from miakit import defenses
 from miakit.attacks import ATTACKS, AttackInputs, make_attack
 from miakit.attacks.neural import NeuralAttack
 from miakit.data import DATASETS, Data, Splits, canonical_name, load_dataset, paper_splits
-from miakit.defenses import convert_for_opacus, make_defense
+from miakit.defenses import DefenseParams, NoDefense, make_defense
 from miakit.metrics import (
     AttackResult,
     divergence_stats,
@@ -245,19 +246,25 @@ class Variant:
     Attributes:
         pruner: pruning method, or ``None`` for the original (unpruned) model.
         sparsity: requested sparsity (ignored for the original).
-        defense: defense used during post-pruning fine-tuning (``"none"``: plain
-            fine-tuning with early stopping, the undefended pruned model).
-        defense_params: the defense's options as sorted ``(name, value)`` pairs.
+        defense: the defense used during post-pruning fine-tuning, validated options
+            included (:class:`~miakit.defenses.NoDefense`: plain fine-tuning with early
+            stopping, the undefended pruned model; build others with
+            :func:`~miakit.defenses.make_defense`).
     """
 
     pruner: str | None = None
     sparsity: float = 0.0
-    defense: str = "none"
-    defense_params: tuple[tuple[str, Any], ...] = ()
+    defense: DefenseParams = NoDefense()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.defense, DefenseParams):
+            raise TypeError(
+                f"Variant.defense must be a DefenseParams such as PPBParams(lam=4.0), got "
+                f"{self.defense!r}; use make_defense(name, **options) or "
+                "Experiment.variant(defense=name, **options)"
+            )
         if self.pruner is None:
-            if self.defense != "none":
+            if self.defense.name != "none":
                 raise ValueError("a defense applies to post-pruning fine-tuning: give a pruner")
             object.__setattr__(self, "sparsity", 0.0)
             return
@@ -265,9 +272,6 @@ class Variant:
             raise ValueError(
                 f"unknown pruning method {self.pruner!r}; known methods: {', '.join(PRUNERS)}"
             )
-        spec = make_defense(self.defense, **dict(self.defense_params))
-        object.__setattr__(self, "defense", spec.name)
-        object.__setattr__(self, "defense_params", tuple(sorted(spec.params.items())))
 
     @property
     def is_original(self) -> bool:
@@ -279,9 +283,10 @@ class Variant:
         if self.pruner is None:
             return "original"
         out = f"{self.pruner}@{self.sparsity:g}"
-        if self.defense != "none":
-            args = ",".join(f"{k}={v}" for k, v in self.defense_params if v is not None)
-            out += f"+{self.defense}({args})"
+        if self.defense.name != "none":
+            params = sorted(self.defense.params().items())
+            args = ",".join(f"{k}={v}" for k, v in params if v is not None)
+            out += f"+{self.defense.name}({args})"
         return out
 
 
@@ -493,20 +498,28 @@ class Experiment:
         self,
         pruner: str | None = None,
         sparsity: float | None = None,
-        defense: str = "none",
-        **defense_params: Any,
+        defense: str | DefenseParams = "none",
+        **options: Any,
     ) -> Variant:
         """A pruned :class:`Variant` with the config's pruner/sparsity as defaults.
 
-        ``defense="ppb"`` without ``lam`` uses the config's ``defense_lambda``.
+        ``defense`` is a name of :data:`~miakit.defenses.DEFENSES` with its ``options``
+        (defaults from the defense's dataclass: ``defense="ppb"`` is lambda 4), or a
+        ready :class:`~miakit.defenses.DefenseParams`.
         """
-        if defense == "ppb" and "lam" not in defense_params:
-            defense_params["lam"] = self.config.defense_lambda
+        if isinstance(defense, DefenseParams):
+            if options:
+                raise ValueError(
+                    f"options {sorted(options)} given with a ready {defense!r}; "
+                    "put them in the DefenseParams instead"
+                )
+            params = defense
+        else:
+            params = make_defense(defense, **options)
         return Variant(
             pruner or self.config.pruner,
             self.config.sparsity if sparsity is None else sparsity,
-            defense,
-            tuple(sorted(defense_params.items())),
+            params,
         )
 
     def _variant_key(self, role: str, variant: Variant) -> dict[str, Any]:
@@ -514,8 +527,9 @@ class Experiment:
             "base": self._base_key(role),
             "pruner": variant.pruner,
             "sparsity": variant.sparsity,
-            "defense": variant.defense,
-            "defense_params": variant.defense_params,
+            # the shape hashed before defenses were dataclasses: name + sorted options
+            "defense": variant.defense.name,
+            "defense_params": tuple(sorted(variant.defense.params().items())),
             "finetune": replace(self.config.finetune_config, seed=self.role_seed(role)),
             "version": STEP_VERSIONS["prune"],
         }
@@ -539,12 +553,12 @@ class Experiment:
             model = copy.deepcopy(base.model)
             prune_model(model, variant.pruner, variant.sparsity)
             train, dev, test = self.role_data(role)
-            defense = make_defense(variant.defense, **dict(variant.defense_params))
-            result = defense.finetune(
+            result = defenses.finetune(
                 model,
                 train,
                 dev,
                 replace(self.config.finetune_config, seed=self.role_seed(role)),
+                variant.defense,
                 device=self.device,
                 progress=self.progress,
             )
@@ -560,9 +574,7 @@ class Experiment:
             }
             self.store.save_model("model", key, model.cpu(), info)
         tensors, info = self.store.load_tensors("model", key)
-        model = self.new_model()
-        if info.get("defense_converted"):
-            model, _ = convert_for_opacus(model)
+        model = variant.defense.rebuild(self.new_model())
         restore_masks(model, tensors)
         model.load_state_dict(tensors)
         return TrainedModel(role, model.to(self.device).eval(), info)

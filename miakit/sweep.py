@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from miakit.attacks import BASELINES
+from miakit.defenses import LAMBDAS, NOISE_MULTIPLIERS, THETAS, DefenseParams, PPBParams
 from miakit.experiment import ORIGINAL, Experiment, Variant
 from miakit.metrics import results_frame
 from miakit.models import has_batchnorm, is_convnet
@@ -69,28 +70,38 @@ _ALL_PRUNERS = ("l1_unstructured", "l1_structured", "l2_structured", "slimming")
 
 GRIDS: dict[str, Grid] = {
     "smoke": Grid(
-        (0.5, 0.7), _ALL_PRUNERS, ("conf", "mentr", "samia"), (4.0,), (1.0,), (1.0,), (0.5,)
+        (0.5, 0.7),
+        _ALL_PRUNERS,
+        ("conf", "mentr", "samia"),
+        (PPBParams.lam,),
+        THETAS[:1],
+        NOISE_MULTIPLIERS[-1:],
+        (0.5,),
     ),
     "quick": Grid(
         (0.5, 0.7, 0.9),
         _ALL_PRUNERS,
         ("conf", "mentr", "nncls", "samia", "lira"),
-        (1.0, 4.0, 16.0),
-        (1.0, 4.0),
-        (0.1, 1.0),
+        LAMBDAS[::2],
+        THETAS[::2],
+        NOISE_MULTIPLIERS[1:],
         (0.5, 0.9),
     ),
     "paper": Grid(
         (0.5, 0.6, 0.7, 0.8, 0.9),
         _ALL_PRUNERS,
         BASELINES + ("samia", "lira", "rmia"),
-        (1.0, 2.0, 4.0, 8.0, 16.0),
-        (1.0, 2.0, 4.0, 8.0),
-        (0.01, 0.1, 1.0),
+        LAMBDAS,
+        THETAS,
+        NOISE_MULTIPLIERS,
         (0.5, 0.6, 0.8, 0.9),
     ),
 }
-"""Sweep values per profile; the paper profile uses PAPER.md's full grids."""
+"""Sweep values per profile; the paper profile uses PAPER.md's full grids.
+
+The defense settings are the sweeps of :mod:`miakit.defenses` or slices of them
+(smoke: the PPB default, the smallest theta, the largest noise multiplier), never copies.
+"""
 
 
 def grid(profile_name: str) -> Grid:
@@ -193,23 +204,29 @@ def ablation_table(exp: Experiment, variants: Sequence[Variant]) -> pd.DataFrame
 
 def defense_grid(
     exp: Experiment,
-    settings: Iterable[tuple[str, Mapping[str, Any]]],
+    settings: Iterable[DefenseParams | tuple[str, Mapping[str, Any]]],
     attacks: Sequence[str],
     *,
     adaptive: Sequence[bool] = (False, True),
 ) -> pd.DataFrame:
     """Privacy-utility of defenses applied during post-pruning fine-tuning.
 
-    PAPER.md, "The defense". For each ``(defense, params)`` setting (``("none",
-    {})`` is the undefended pruned model), the victim's test accuracy and
-    sparsity, the privacy budget epsilon where there is one, and every
-    attack's metrics, non-adaptive (shadows pruned without the defense) and/or
-    adaptive (shadows pruned with the same defense and setting).
+    PAPER.md, "The defense". For each setting, a
+    :class:`~miakit.defenses.DefenseParams` (``NoDefense()`` is the undefended pruned
+    model) or a ``(name, options)`` pair such as ``("ppb", {"lam": 4.0})``: the
+    victim's test accuracy and sparsity, the privacy budget epsilon where there is
+    one, and every attack's metrics, non-adaptive (shadows pruned without the defense)
+    and/or adaptive (shadows pruned with the same defense and setting).
     """
     pruned = exp.variant()
     frames = []
-    for defense, params in settings:
-        victim = exp.variant(defense=defense, **dict(params))
+    for setting in settings:
+        if isinstance(setting, DefenseParams):
+            victim = exp.variant(defense=setting)
+        else:
+            name, options = setting
+            victim = exp.variant(defense=name, **dict(options))
+        defense = victim.defense.name
         info = exp.model("victim", victim).info
         for is_adaptive in adaptive:
             if defense == "none" and not is_adaptive and True in adaptive:
@@ -227,7 +244,7 @@ def defense_grid(
 
 
 def _setting_label(defense: str, variant: Variant) -> str:
-    params = {k: v for k, v in variant.defense_params if v is not None}
+    params = {k: v for k, v in sorted(variant.defense.params().items()) if v is not None}
     short = {"lam": "λ", "theta": "θ", "noise_multiplier": "σ"}
     shown = [f"{short[k]}={v:g}" for k, v in params.items() if k in short]
     return defense if not shown else f"{defense} {' '.join(shown)}"

@@ -1,10 +1,12 @@
-"""Tests of miakit.defenses: PPB, adversarial regularisation, DP-SGD, the dispatcher.
+"""Tests of miakit.defenses: PPB, adversarial regularisation, DP-SGD, the registry.
 
 PAPER.md, "The defense". Tiny seeded data and models; the whole file runs in seconds.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 
 import pytest
@@ -21,14 +23,20 @@ from miakit.defenses import (
     PPB,
     THETAS,
     AdversarialRegularization,
+    AdvRegParams,
+    DefenseParams,
     DefenseResult,
+    DPSGDParams,
+    NoDefense,
+    PPBParams,
     default_delta,
     dp_finetune,
-    finetune_defended,
+    finetune,
     make_defense,
     ppb_divergence,
     ppb_loss,
 )
+from miakit.prune import prune_model
 from miakit.train import TrainConfig, fit
 
 K = 3
@@ -71,11 +79,24 @@ def _log_softmax(row: list[float]) -> list[float]:
     return [v - lse for v in row]
 
 
-def test_sweeps_are_the_papers() -> None:
-    assert LAMBDAS == (1, 2, 4, 8, 16)
-    assert THETAS == (1, 2, 4, 8)
-    assert NOISE_MULTIPLIERS == (0.01, 0.1, 1.0)
-    assert PPB().lam == 4.0
+@pytest.mark.parametrize(
+    ("sweep", "params", "option"),
+    [
+        (LAMBDAS, PPBParams, "lam"),
+        (THETAS, AdvRegParams, "theta"),
+        (NOISE_MULTIPLIERS, DPSGDParams, "noise_multiplier"),
+    ],
+)
+def test_sweeps_are_sorted_valid_and_contain_the_default(sweep, params, option) -> None:
+    assert len(sweep) >= 3 and list(sweep) == sorted(set(sweep))
+    assert all(isinstance(v, float) and v > 0 for v in sweep)
+    assert getattr(params(), option) in sweep  # the paper default is one of the points
+    for v in sweep:  # every sweep point is a valid setting
+        assert getattr(params(**{option: v}), option) == v
+
+
+def test_ppb_default_is_the_papers_everywhere() -> None:
+    assert PPBParams().lam == 4.0 and PPB().lam == 4.0 and make_defense("ppb").lam == 4.0
 
 
 def test_ppb_loss_matches_hand_computation() -> None:
@@ -147,6 +168,56 @@ def test_bad_lambda_theta_noise_rejected(bad: float, dev: Data) -> None:
         make_defense("advreg", theta=bad)
     with pytest.raises(ValueError, match="noise_multiplier="):
         make_defense("dpsgd", noise_multiplier=bad)
+
+
+@pytest.mark.parametrize(
+    ("cls", "options", "match"),
+    [
+        (PPBParams, {"lam": -1}, "lam=-1"),
+        (PPBParams, {"lam": True}, "lam=True"),
+        (AdvRegParams, {"theta": -1}, "theta=-1"),
+        (AdvRegParams, {"k": 0}, "k=0"),
+        (AdvRegParams, {"lr": 0.0}, "lr=0.0"),
+        (AdvRegParams, {"seed": -1}, "seed=-1"),
+        (DPSGDParams, {"noise_multiplier": 0.0}, "noise_multiplier=0.0"),
+        (DPSGDParams, {"max_grad_norm": -1.0}, "max_grad_norm=-1.0"),
+        (DPSGDParams, {"delta": 1.0}, "delta=1.0"),
+    ],
+)
+def test_params_reject_invalid_values_at_construction(cls, options, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        cls(**options)
+
+
+def test_params_are_frozen_floats_and_hashable() -> None:
+    p = PPBParams(lam=2)
+    assert p.lam == 2.0 and isinstance(p.lam, float)  # ints become floats (stable keys)
+    assert p == PPBParams(lam=2.0) and hash(p) == hash(PPBParams(lam=2.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.lam = 8.0  # type: ignore[misc]
+    assert AdvRegParams(theta=8).params() == {"theta": 8.0, "k": 1, "lr": 1e-3, "seed": 0}
+    assert NoDefense().params() == {}
+    assert [cls.title for cls in DEFENSES.values()] == ["no defense", "PPB", "AdvReg", "DP-SGD"]
+
+
+def test_ppb_objective_does_not_revalidate_lambda_per_minibatch(monkeypatch) -> None:
+    """Lambda is checked once, when the parameters are built, not on every minibatch."""
+    import miakit.defenses.base as base
+    import miakit.defenses.ppb as ppb_module
+
+    objective = PPBParams(lam=4.0).objective(blobs(8, 0), K)
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return base.check_weight(*args, **kwargs)
+
+    monkeypatch.setattr(ppb_module, "check_weight", counting)
+    model = mlp()
+    x, y = blobs(8, 0).x, blobs(8, 0).y
+    loss = objective(model, x, y)
+    assert calls == []
+    assert loss.item() == pytest.approx(ppb_loss(model(x), y, 4.0).item(), rel=1e-6)
 
 
 def test_zero_noise_and_bad_k_rejected(train: Data, dev: Data) -> None:
@@ -269,8 +340,31 @@ def test_dp_converts_batchnorm_and_reports_it(train: Data, dev: Data) -> None:
         trained = res.model.get_submodule(name)
         assert prune.is_pruned(trained)
         assert (trained.weight[masks[name] == 0] == 0).all()
-    record = finetune_defended(mlp(batchnorm=True), train, dev, cfg, "dpsgd").record()
+    record = finetune(mlp(batchnorm=True), train, dev, cfg, DPSGDParams()).record()
     assert record["converted"] == ["1: BatchNorm1d -> GroupNorm(16, 16)"]
+
+
+def test_dpsgd_rebuild_makes_a_model_that_loads_a_dp_state_dict(train: Data, dev: Data) -> None:
+    """A cached DP model (GroupNorm, pruned) reloads into rebuild() of a fresh model."""
+    cfg = TrainConfig(epochs=1, batch_size=32, patience=0)
+    model = mlp(seed=6, batchnorm=True)
+    _prune_all(model)
+    res = finetune(model, train, dev, cfg, DPSGDParams(noise_multiplier=1.0), device="cpu")
+    state = res.model.state_dict()
+    with pytest.raises(RuntimeError):  # a fresh BatchNorm model cannot load it ...
+        prune_restore(mlp(seed=7, batchnorm=True), state).load_state_dict(state)
+    fresh = DPSGDParams().rebuild(mlp(seed=7, batchnorm=True))  # ... its rebuild can
+    prune_restore(fresh, state).load_state_dict(state)
+    x = train.x[:10]
+    assert torch.equal(fresh.eval()(x), res.model.eval()(x))
+    plain = mlp(seed=8)
+    assert PPBParams().rebuild(plain) is plain and DPSGDParams().rebuild(plain) is plain
+
+
+def prune_restore(model: nn.Module, state: dict) -> nn.Module:
+    from miakit.prune import restore_masks
+
+    return restore_masks(model, state)
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,28 +377,33 @@ def test_make_defense_names_and_options() -> None:
         make_defense("mixup")
     with pytest.raises(ValueError, match=r"does not take option\(s\) \['theta'\]"):
         make_defense("ppb", theta=1.0)
-    assert make_defense(None).name == "none"
-    assert make_defense("PPB").params == {"lam": 4.0}
-    assert make_defense("advreg", theta=8).params == {"theta": 8.0, "k": 1, "lr": 1e-3, "seed": 0}
+    with pytest.raises(ValueError, match="it accepts: no options"):
+        make_defense("none", lam=1.0)
+    assert make_defense(None) == NoDefense()
+    assert make_defense("PPB") == PPBParams(lam=4.0)
+    assert make_defense("advreg", theta=8) == AdvRegParams(theta=8.0, k=1, lr=1e-3, seed=0)
     spec = make_defense("dpsgd", noise_multiplier=0.1)
-    assert spec.params == {"noise_multiplier": 0.1, "max_grad_norm": 1.0, "delta": None}
+    assert spec.params() == {"noise_multiplier": 0.1, "max_grad_norm": 1.0, "delta": None}
     assert set(DEFENSES) == {"none", "ppb", "advreg", "dpsgd"}
+    assert all(cls.name == name for name, cls in DEFENSES.items())
     with pytest.raises(ValueError, match="no objective"):
         spec.objective(Data(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), 2), 2)
+    with pytest.raises(TypeError, match="make_defense"):
+        finetune(mlp(), blobs(8, 0), blobs(8, 1), TrainConfig(epochs=1), "ppb")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("name", "opts"),
     [("none", {}), ("ppb", {"lam": 8.0}), ("advreg", {"theta": 2.0}), ("dpsgd", {})],
 )
-def test_finetune_defended_uniform_result(name: str, opts: dict, train: Data, dev: Data) -> None:
+def test_finetune_uniform_result(name: str, opts: dict, train: Data, dev: Data) -> None:
     model = mlp(seed=5)
     cfg = TrainConfig(epochs=2, batch_size=32, patience=0)
-    res = finetune_defended(model, train, dev, cfg, name, device="cpu", **opts)
+    res = finetune(model, train, dev, cfg, make_defense(name, **opts), device="cpu")
     assert isinstance(res, DefenseResult) and res.name == name
     assert res.model is model and res.epochs_run == 2 and len(res.history) == 2
     assert 0.0 <= res.best_dev_acc <= 1.0
-    assert res.params == make_defense(name, **opts).params
+    assert res.params == make_defense(name, **opts).params()
     row = res.record()
     assert row["defense"] == name and "model" not in row
     if name == "dpsgd":
@@ -327,3 +426,48 @@ def test_dp_finetune_accepts_an_eval_mode_model_without_batchnorm():
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
     res = dp_finetune(model, data, data, TrainConfig(epochs=1), noise_multiplier=1.0)
     assert res.converted == [] and res.epsilon > 0
+
+
+@pytest.mark.parametrize(
+    "defense", [NoDefense(), PPBParams(lam=2.0), AdvRegParams(), DPSGDParams()], ids=str
+)
+def test_finetune_keeps_pruned_weights_exactly_zero(defense: DefenseParams, train, dev) -> None:
+    model = prune_model(mlp(seed=9), "l1_unstructured", 0.5)
+    masks = {n: m.weight_mask.clone() for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.02, patience=0)
+    res = finetune(model, train, dev, cfg, defense, device="cpu")
+    assert res.model is model
+    for name, mask in masks.items():
+        layer = model.get_submodule(name)
+        assert torch.equal(layer.weight_mask, mask)
+        assert (layer.weight[mask == 0] == 0).all()
+    copy.deepcopy(model)  # the masked tensors were refreshed: deep-copyable again
+
+
+def test_finetune_reports_a_lost_mask(train: Data, dev: Data, monkeypatch) -> None:
+    """The mask check can fail: a fit that drops the masks is caught."""
+    import miakit.defenses.base as base
+    from miakit.prune import make_permanent
+
+    real_fit = base.fit
+
+    def fit_then_unmask(model, *args, **kwargs):
+        out = real_fit(model, *args, **kwargs)
+        make_permanent(model)
+        return out
+
+    monkeypatch.setattr(base, "fit", fit_then_unmask)
+    model = prune_model(mlp(seed=10), "l1_unstructured", 0.5)
+    with pytest.raises(RuntimeError, match="lost pruning masks"):
+        finetune(model, train, dev, TrainConfig(epochs=1, patience=0), device="cpu")
+
+
+def test_finetune_defended_is_finetune_by_name(train: Data, dev: Data) -> None:
+    from miakit.defenses import finetune_defended
+
+    cfg = TrainConfig(epochs=1, batch_size=32, patience=0)
+    by_name = finetune_defended(mlp(seed=11), train, dev, cfg, "ppb", device="cpu", lam=2.0)
+    direct = finetune(mlp(seed=11), train, dev, cfg, PPBParams(lam=2.0), device="cpu")
+    assert by_name.record() == direct.record()
+    for k, v in direct.model.state_dict().items():
+        assert torch.equal(v, by_name.model.state_dict()[k]), k

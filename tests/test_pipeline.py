@@ -8,6 +8,7 @@ import torch
 
 import miakit.experiment as E
 from miakit.attacks import ATTACKS
+from miakit.defenses import DPSGDParams, NoDefense, PPBParams
 from miakit.experiment import ORIGINAL, Experiment, Variant, profile
 from miakit.prune import sparsity_report
 from miakit.store import Store
@@ -19,16 +20,35 @@ def exp(tmp_path_factory):
     return Experiment(profile("smoke"), store=store, device="cpu")
 
 
-def test_variant_labels_and_validation():
-    assert ORIGINAL.label == "original"
-    v = Variant("l1_structured", 0.5, "ppb", (("lam", 2.0),))
+def test_variant_labels_and_validation(exp):
+    assert ORIGINAL.label == "original" and ORIGINAL.defense == NoDefense()
+    v = Variant("l1_structured", 0.5, PPBParams(lam=2.0))
     assert v.label == "l1_structured@0.5+ppb(lam=2.0)"
+    dp = Variant("l1_unstructured", 0.7, DPSGDParams(noise_multiplier=0.1))
+    assert dp.label == "l1_unstructured@0.7+dpsgd(max_grad_norm=1.0,noise_multiplier=0.1)"
     with pytest.raises(ValueError, match="unknown pruning method 'magic'"):
         Variant("magic", 0.5)
     with pytest.raises(ValueError, match="give a pruner"):
-        Variant(None, 0.0, "ppb")
+        Variant(None, 0.0, PPBParams())
+    with pytest.raises(TypeError, match="make_defense"):
+        Variant("l1_unstructured", 0.5, "ppb")
     with pytest.raises(ValueError, match="unknown defense"):
-        Variant("l1_unstructured", 0.5, "prayer")
+        exp.variant(defense="prayer")
+    with pytest.raises(ValueError, match="lam=-1"):
+        exp.variant(defense="ppb", lam=-1)
+    assert exp.variant(defense=PPBParams(lam=2.0)) == exp.variant(defense="ppb", lam=2)
+
+
+def test_variant_cache_keys_keep_their_shape(exp):
+    """Keys hash the defense name plus its sorted options, as before the dataclasses."""
+    key = exp._variant_key("victim", exp.variant(defense="dpsgd", noise_multiplier=0.1))
+    assert key["defense"] == "dpsgd"
+    assert key["defense_params"] == (
+        ("delta", None),
+        ("max_grad_norm", 1.0),
+        ("noise_multiplier", 0.1),
+    )
+    assert exp._variant_key("victim", exp.variant())["defense_params"] == ()
 
 
 def test_pruned_models_are_cached_and_sparse(exp, monkeypatch):
@@ -74,7 +94,7 @@ def test_attack_table_covers_every_attack_and_is_cached(exp, monkeypatch):
 
 def test_nonadaptive_and_adaptive_defense(exp):
     pruned, defended = exp.variant(), exp.variant(defense="ppb")
-    assert defended.defense_params == (("lam", exp.config.defense_lambda),)
+    assert defended.defense == PPBParams(lam=4.0)  # PAPER.md's default, from the dataclass
     nonadaptive = exp.attack("conf", defended, shadows=pruned)
     adaptive = exp.attack("conf", defended)
     assert nonadaptive.tags == {"victim": defended.label, "shadows": pruned.label}
