@@ -460,14 +460,3 @@ def test_finetune_reports_a_lost_mask(train: Data, dev: Data, monkeypatch) -> No
     model = prune_model(mlp(seed=10), "l1_unstructured", 0.5)
     with pytest.raises(RuntimeError, match="lost pruning masks"):
         finetune(model, train, dev, TrainConfig(epochs=1, patience=0), device="cpu")
-
-
-def test_finetune_defended_is_finetune_by_name(train: Data, dev: Data) -> None:
-    from miakit.defenses import finetune_defended
-
-    cfg = TrainConfig(epochs=1, batch_size=32, patience=0)
-    by_name = finetune_defended(mlp(seed=11), train, dev, cfg, "ppb", device="cpu", lam=2.0)
-    direct = finetune(mlp(seed=11), train, dev, cfg, PPBParams(lam=2.0), device="cpu")
-    assert by_name.record() == direct.record()
-    for k, v in direct.model.state_dict().items():
-        assert torch.equal(v, by_name.model.state_dict()[k]), k

@@ -42,9 +42,8 @@ from miakit.defenses.dpsgd import (
     dp_finetune,
 )
 from miakit.defenses.ppb import LAMBDAS, PPB, PPBParams, ppb_divergence, ppb_loss
-from miakit.defenses.registry import DEFENSES, finetune, finetune_defended, make_defense
+from miakit.defenses.registry import DEFENSES, finetune, make_defense
 
-Defense = DefenseParams
 """The name of a defense's configuration before the dataclasses (an alias)."""
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "AdversarialRegularization",
     "DPResult",
     "DPSGDParams",
-    "Defense",
     "DefenseParams",
     "DefenseResult",
     "InferenceModel",
@@ -68,7 +66,6 @@ __all__ = [
     "default_delta",
     "dp_finetune",
     "finetune",
-    "finetune_defended",
     "make_defense",
     "ppb_divergence",
     "ppb_loss",

@@ -25,8 +25,9 @@ from torch import nn
 from miakit._util import resolve_device
 from miakit.data import Data
 from miakit.defenses._dp_loop import DPResult, dp_train
-from miakit.defenses._masks import check_masks_kept, masked_names, reapply_masks, strip_masks
+from miakit.defenses._masks import check_masks_kept, masked_names
 from miakit.defenses.base import DefenseParams, DefenseResult, check_weight
+from miakit.prune import reapply_masks, strip_masks
 from miakit.train import TrainConfig, seed_everything
 
 __all__ = [

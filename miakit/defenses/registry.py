@@ -27,7 +27,7 @@ from miakit.defenses.dpsgd import DPSGDParams
 from miakit.defenses.ppb import PPBParams
 from miakit.train import TrainConfig
 
-__all__ = ["DEFENSES", "finetune", "finetune_defended", "make_defense"]
+__all__ = ["DEFENSES", "finetune", "make_defense"]
 
 DEFENSES: dict[str, type[DefenseParams]] = {
     cls.name: cls for cls in (NoDefense, PPBParams, AdvRegParams, DPSGDParams)
@@ -121,23 +121,3 @@ def finetune(
             "build one from a name with make_defense(name, **options)"
         )
     return defense.finetune(model, train, dev, cfg, device=device, progress=progress)
-
-
-def finetune_defended(
-    model: nn.Module,
-    train: Data,
-    dev: Data,
-    cfg: TrainConfig,
-    defense: str | None,
-    *,
-    device: str | torch.device | None = None,
-    progress: bool = False,
-    **options: Any,
-) -> DefenseResult:
-    """:func:`finetune` under a defense given by name: ``make_defense(defense, **options)``.
-
-    Kept for code written before the parameter dataclasses; prefer
-    ``finetune(model, train, dev, cfg, PPBParams(lam=4.0))``.
-    """
-    spec = make_defense(defense, **options)
-    return finetune(model, train, dev, cfg, spec, device=device, progress=progress)

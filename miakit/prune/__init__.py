@@ -66,20 +66,16 @@ Where things live (one concept per module):
 - :mod:`miakit.prune.compact`: :func:`compact`, :class:`CompactionReport`,
   :func:`compaction_report`.
 
-:func:`finetune` is loaded on first use from the temporary module
-:mod:`miakit._prune_finetune` (it needs :mod:`miakit.train`, a layer above this package);
-``miakit.defenses.finetune`` is to replace it.
+Post-pruning fine-tuning (plain or defended) is :func:`miakit.defenses.finetune`.
 
 Note:
     After a forward pass with autograd on, a masked module's ``weight`` is a non-leaf
     tensor, and ``copy.deepcopy`` of the model fails (a ``torch.nn.utils.prune``
-    limitation). :func:`finetune` and :func:`compact` refresh the masked tensors without
+    limitation). ``defenses.finetune`` and :func:`compact` refresh the masked tensors without
     autograd, which makes the model deep-copyable again.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from miakit.prune.compact import CompactionReport, compact, compaction_report
 from miakit.prune.masks import (
@@ -109,9 +105,6 @@ from miakit.prune.registry import PRUNERS, PrunerSpec, prune_model
 from miakit.prune.slimming import SlimmingPenalty, slimming, slimming_masks, slimming_penalty
 from miakit.prune.sparsity import SparsityReport, sparsity_report
 
-if TYPE_CHECKING:
-    from miakit._prune_finetune import finetune
-
 __all__ = [
     "PRUNERS",
     "CompactionReport",
@@ -126,7 +119,6 @@ __all__ = [
     "compaction_report",
     "effective_parameters",
     "effective_tensor",
-    "finetune",
     "is_pruned",
     "l1_structured",
     "l1_structured_masks",
@@ -146,12 +138,3 @@ __all__ = [
     "sparsity_report",
     "strip_masks",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``finetune``, imported on first use (temporary: it needs :mod:`miakit.train`)."""
-    if name == "finetune":
-        from miakit._prune_finetune import finetune
-
-        return finetune
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

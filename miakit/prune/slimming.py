@@ -138,7 +138,7 @@ def slimming_penalty(lam: float = 1e-4) -> SlimmingPenalty:
     """The sparsity-training objective of network slimming: ``CE + lam * sum |gamma|``.
 
     PAPER.md, "Pruning". Pass it as ``objective`` to :func:`~miakit.train.fit` (or
-    :func:`~miakit.prune.finetune`) to train before :func:`slimming`.
+    :func:`miakit.train.fit`) to train before :func:`slimming`.
 
     Example:
         >>> fit(model, train, dev, cfg, objective=slimming_penalty(1e-4))  # doctest: +SKIP
