@@ -6,11 +6,13 @@ Pure numpy over arrays; :mod:`miakit.attacks.base` builds :class:`AttackInputs` 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from miakit._util import LOG_CLIP, safe_log
 
-__all__ = ["logit_confidence", "out_mean"]
+__all__ = ["check_sample_ids", "logit_confidence", "out_mean"]
 
 
 def logit_confidence(
@@ -91,3 +93,11 @@ def out_mean(
             "train on each sample"
         )
     return np.where(out, values, 0.0).sum(axis=0) / count
+
+
+def check_sample_ids(ids: Any, n: int, name: str = "sample_ids") -> np.ndarray:
+    """``ids`` as ``(n,)`` integer pool indices, else a ``ValueError`` naming ``name``."""
+    a = np.asarray(ids)
+    if a.shape != (n,) or (a.size and not np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{name} must be ({n},) integer pool indices, got {a.shape} {a.dtype}")
+    return a
