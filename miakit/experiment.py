@@ -36,17 +36,20 @@ import torch
 from torch import nn
 
 from miakit import defenses
-from miakit.attacks import ATTACKS, AttackInputs, make_attack
-from miakit.attacks.neural import NeuralAttack
+from miakit.attacks import (
+    ATTACKS,
+    AttackInputs,
+    AttackScores,
+    AttackSettings,
+    ReferenceSignals,
+    make_attack,
+)
 from miakit.data import DATASETS, Data, Splits, canonical_name, load_dataset, paper_splits
 from miakit.defenses import DefenseParams, NoDefense, make_defense
 from miakit.metrics import (
     AttackResult,
     divergence_stats,
-    evaluate_attack,
-    per_class_results,
     results_frame,
-    roc_curve,
 )
 from miakit.models import ARCHS, build_model
 from miakit.prune import PRUNERS, prune_model, restore_masks, sparsity_report
@@ -76,7 +79,7 @@ __all__ = [
 TINY_ARCHS = frozenset({"mlp", "signal_cnn", "small_cnn", "fc"})
 
 #: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
-STEP_VERSIONS = {"train": 3, "prune": 1, "signals": 1, "attack": 1}
+STEP_VERSIONS = {"train": 3, "prune": 1, "signals": 1, "attack": 2}
 
 
 @dataclass(frozen=True)
@@ -291,50 +294,6 @@ class Variant:
 
 
 ORIGINAL = Variant()
-
-
-@dataclass
-class AttackScores:
-    """An attack's per-sample scores on the victim's members and non-members.
-
-    Attributes:
-        attack: the attack's name.
-        victim: the victim's variant; ``shadows``: the shadows' variant.
-        scores: ``(N,)`` membership scores (higher = member).
-        decisions: ``(N,)`` the attack's own 0/1 decisions.
-        membership: ``(N,)`` truth (1 = member); ``labels``: ground-truth classes.
-    """
-
-    attack: str
-    victim: Variant
-    shadows: Variant
-    scores: np.ndarray
-    decisions: np.ndarray
-    membership: np.ndarray
-    labels: np.ndarray
-
-    @property
-    def tags(self) -> dict[str, str]:
-        return {"victim": self.victim.label, "shadows": self.shadows.label}
-
-    def result(self) -> AttackResult:
-        """Balanced accuracy, AUC and TPR at low FPR (PAPER.md, "Reporting")."""
-        return evaluate_attack(
-            self.attack, self.membership, self.scores, self.decisions, tags=self.tags
-        )
-
-    def roc(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(fpr, tpr)`` of the ROC curve, for log-log plots."""
-        fpr, tpr, _ = roc_curve(self.membership, self.scores)
-        return fpr, tpr
-
-    def per_class(self) -> pd.DataFrame:
-        """The attack's metrics computed separately for each ground-truth class."""
-        frame = per_class_results(self.membership, self.scores, self.decisions, self.labels)
-        for k, v in self.tags.items():
-            frame.insert(0, k, v)
-        frame.insert(0, "attack", self.attack)
-        return frame
 
 
 @dataclass
@@ -580,43 +539,43 @@ class Experiment:
         return TrainedModel(role, model.to(self.device).eval(), info)
 
     # -- attack signals -------------------------------------------------------------------
-    def _sample_set(self, role: str, samples: str) -> tuple[np.ndarray, np.ndarray]:
-        """Indices and membership of a named sample set for a role's model.
+    def _sample_set(self, role: str, samples: str) -> np.ndarray:
+        """Pool indices of a named sample set.
 
         ``"own"``: the role's members (train) then non-members (test), the set its
         attacks are fitted or evaluated on. ``"victim"``: the victim's members and
-        non-members (membership w.r.t. the victim); ``"population"``: the victim's
-        dev split (non-members of every model), RMIA's population.
+        non-members; ``"population"``: the victim's dev split (non-members of every
+        model), RMIA's population.
         """
         if samples == "own":
             s = self._split(role)
         elif samples == "victim":
             s = self.splits.victim
         elif samples == "population":
-            idx = self.splits.victim.dev
-            return idx, np.zeros(len(idx), dtype=np.int64)
+            return self.splits.victim.dev
         else:
             raise ValueError(f"unknown sample set {samples!r}; use 'own', 'victim' or 'population'")
-        idx = np.concatenate([s.train, s.test])
-        membership = np.concatenate([np.ones(len(s.train)), np.zeros(len(s.test))])
-        return idx, membership.astype(np.int64)
+        return np.concatenate([s.train, s.test])
 
     def signals(self, role: str, variant: Variant = ORIGINAL, samples: str = "own") -> AttackInputs:
         """Posteriors, logits, labels and sensitivity of a model on a sample set (cached).
 
         Computed once per (model, sample set); every attack reads them.
         Sensitivity follows PAPER.md, "SAMIA" (m perturbations of scale eps).
+        ``membership`` is 1 where the sample is in the training set of THIS role's
+        model, by the role's own split, for every sample set: a shadow's signals
+        on the victim's samples are all OUT.
         """
         c = self.config
-        base = self._base_key(role) if variant.is_original else self._variant_key(role, variant)
         key = {
-            "model": base,
+            "model": self._model_key(role, variant),
             "samples": samples,
             "m": c.sensitivity_m,
             "eps": c.sensitivity_eps,
             "version": STEP_VERSIONS["signals"],
         }
-        idx, membership = self._sample_set(role, samples)
+        idx = self._sample_set(role, samples)
+        membership = np.isin(idx, self._split(role).train).astype(np.int64)
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             model = self.model(role, variant).model
@@ -641,6 +600,7 @@ class Experiment:
             sensitivity=tensors["sensitivity"].double().numpy(),
             membership=membership,
             logits=out.numpy(),
+            sample_ids=idx,
         )
 
     def shadow_signals(self, variant: Variant = ORIGINAL) -> AttackInputs:
@@ -648,16 +608,32 @@ class Experiment:
         roles = self.roles()[1:]
         return AttackInputs.concat([self.signals(r, variant) for r in roles])
 
+    def references(
+        self, victim: Variant = ORIGINAL, shadows: Variant | None = None
+    ) -> ReferenceSignals:
+        """The shadows (as reference models) on the victim's samples and on the population.
+
+        LiRA's and RMIA's input (samples x models): each shadow's signals on the
+        victim's members and non-members (``is_in`` from the shadow's own split),
+        each shadow's and the victim's ``p_y`` on the population (the victim's dev
+        split, non-members of every model).
+        """
+        shadows = victim if shadows is None else shadows
+        roles = self.roles()[1:]
+        return ReferenceSignals.from_inputs(
+            [self.signals(r, shadows, "victim") for r in roles],
+            [self.signals(r, shadows, "population") for r in roles],
+            self.signals("victim", victim, "population"),
+        )
+
     # -- attacks --------------------------------------------------------------------------
-    def _attack_options(self, name: str) -> dict[str, Any]:
-        if name in ("nn", "top3_nn", "nncls", "samia"):
-            return {
-                "epochs": self.config.attack_epochs,
-                "lr": self.config.attack_lr,
-                "seed": self.config.seed,
-                "device": self.device,
-            }
-        return {}
+    @cached_property
+    def attack_settings(self) -> AttackSettings:
+        """The neural attacks' training settings, from the config (device: the experiment's)."""
+        c = self.config
+        return AttackSettings(
+            epochs=c.attack_epochs, lr=c.attack_lr, seed=c.seed, device=self.device
+        )
 
     def attack_scores(
         self,
@@ -682,94 +658,71 @@ class Experiment:
         shadows = victim if shadows is None else shadows
         target = self.signals("victim", victim)
         key = {
-            "victim": self._variant_key("victim", victim)
-            if not victim.is_original
-            else self._base_key("victim"),
-            "shadows": shadows,
-            "attack": name,
-            "options": sorted(options.items()),
-            "m": self.config.sensitivity_m,
-            "attack_epochs": self.config.attack_epochs,
-            "attack_lr": self.config.attack_lr,
-            "seed": self.config.seed,
+            "victim": self._model_key("victim", victim),
+            "fitted": self._fitted_key(name, victim, shadows, options),
             "version": STEP_VERSIONS["attack"],
         }
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-            opts = {**self._attack_options(name), **options}
-            shadow_roles = self.roles()[1:]
-            if name == "lira":
-                refs = [self.signals(r, shadows, "victim") for r in shadow_roles]
-                attack = make_attack(name, reference=_all_out(refs), **opts)
-            elif name == "rmia":
-                refs = [self.signals(r, shadows, "victim") for r in shadow_roles]
-                pop_refs = [self.signals(r, shadows, "population") for r in shadow_roles]
-                attack = make_attack(
-                    name,
-                    reference=_all_out(refs),
-                    population=self.signals("victim", victim, "population"),
-                    population_reference=pop_refs,
-                    **opts,
-                )
-            else:
-                attack = self._fitted_attack(name, shadows, opts)
-            scores = np.asarray(attack.score(target), dtype=np.float64)
-            decisions = (scores >= attack.threshold).astype(np.int64)
-            return (
-                {"scores": torch.from_numpy(scores), "decisions": torch.from_numpy(decisions)},
-                {"threshold": float(attack.threshold)},
-            )
+            scores = self._fitted_attack(name, victim, shadows, options).score(target)
+            return {"scores": torch.from_numpy(scores.scores)}, {"threshold": scores.threshold}
 
-        tensors, _ = self.store.get_or_create("attack", key, create)
+        tensors, info = self.store.get_or_create("attack", key, create)
         return AttackScores(
             attack=name,
-            victim=victim,
-            shadows=shadows,
-            scores=np.nan_to_num(tensors["scores"].numpy(), nan=0.0, posinf=1e300, neginf=-1e300),
-            decisions=tensors["decisions"].numpy(),
-            membership=target.require_membership(),
+            scores=tensors["scores"].numpy(),
+            threshold=float(info["threshold"]),
+            membership=target.membership,
             labels=target.labels,
+            sample_ids=target.sample_ids,
+            columns={"victim": victim.label, "shadows": shadows.label},
         )
 
-    def _fitted_attack(self, name: str, shadows: Variant, opts: dict[str, Any]) -> Any:
-        """An attack fitted on the shadows' signals; one fit serves every target.
-
-        Neural attacks (NN, Top3-NN, NNCls, SAMIA) store their trained network in
-        the cache (safetensors), so another notebook attacking a different
-        victim with the same shadows reuses it instead of retraining.
-        """
-        key = {
+    def _fitted_key(
+        self, name: str, victim: Variant, shadows: Variant, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What a fitted attack depends on: its inputs as its ``uses`` declares, and settings."""
+        uses = ATTACKS[name].uses
+        key: dict[str, Any] = {
             "attack": name,
-            "shadows": {r: self._model_key(r, shadows) for r in self.roles()[1:]},
-            "opts": {k: v for k, v in opts.items() if k != "device"},
+            "options": sorted(options.items()),
+            "settings": self.attack_settings.key(),
             "m": self.config.sensitivity_m,
+            "eps": self.config.sensitivity_eps,
             "version": STEP_VERSIONS["attack"],
         }
+        if uses:
+            key["shadows"] = {r: self._model_key(r, shadows) for r in self.roles()[1:]}
+        if "references" in uses:  # the population ratios read the victim's signals
+            key["victim"] = self._model_key("victim", victim)
+        return key
+
+    def _fitted_attack(
+        self, name: str, victim: Variant, shadows: Variant, options: dict[str, Any]
+    ) -> Any:
+        """An attack fitted once on what its ``uses`` declares; one fit serves every target.
+
+        An attack with ``persist = True`` (the neural ones) stores its ``state()``
+        in the cache (tensors only, safetensors), so another notebook attacking a
+        different victim with the same shadows reloads it instead of retraining.
+        """
+        key = self._fitted_key(name, victim, shadows, options)
         memo = config_key("fitted", key)
         if memo in self._fitted:
             return self._fitted[memo]
-        attack = make_attack(name, **opts)
-        if isinstance(attack, NeuralAttack) and self.store.has("attack_model", key):
-            tensors, info = self.store.load_tensors("attack_model", key)
-            net = attack.build_network(int(info["num_features"]), int(info["num_classes"]))
-            net.load_state_dict(tensors)
-            attack.model_ = net.to(self.device).eval()
-            attack.num_classes_ = int(info["num_classes"])
-            attack.threshold = float(info["threshold"])
+        cls = ATTACKS[name]
+        if cls.persist and self.store.has("attack_model", key):
+            tensors, meta = self.store.load_tensors("attack_model", key)
+            attack = cls.from_state(tensors, meta, self.attack_settings, **options)
         else:
-            shadow = self.shadow_signals(shadows)
-            attack.fit(shadow)
-            if isinstance(attack, NeuralAttack):
-                self.store.save_tensors(
-                    "attack_model",
-                    key,
-                    attack.model_.state_dict(),
-                    {
-                        "num_features": int(attack.features(shadow.subset(np.arange(1))).shape[1]),
-                        "num_classes": shadow.num_classes,
-                        "threshold": float(attack.threshold),
-                    },
-                )
+            attack = make_attack(name, settings=self.attack_settings, **options)
+            attack.fit(
+                self.shadow_signals(shadows) if "shadows" in cls.uses else None,
+                self.references(victim, shadows) if "references" in cls.uses else None,
+            )
+            if cls.persist:
+                tensors, meta = attack.state()
+                self.store.save_tensors("attack_model", key, tensors, meta)
         self._fitted[memo] = attack
         return attack
 
@@ -880,11 +833,6 @@ def _num_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _all_out(refs: list[AttackInputs]) -> list[AttackInputs]:
-    """Reference signals with membership set to OUT: shadows never train on victim samples."""
-    return [replace(r, membership=np.zeros(r.num_samples, dtype=np.int64)) for r in refs]
 
 
 def from_parameters(

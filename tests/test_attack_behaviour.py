@@ -35,15 +35,11 @@ def overfit(tmp_path_factory):
     return Experiment(cfg, store=Store(tmp_path_factory.mktemp("cache")), device="cpu")
 
 
-def _halves_of_test_set(exp: Experiment) -> tuple[AttackInputs, AttackInputs]:
-    """Victim and pooled-shadow signals restricted to non-members, split in two at random."""
-
-    def relabel(sig: AttackInputs, seed: int) -> AttackInputs:
-        out = sig.subset(np.flatnonzero(sig.membership == 0))
-        fake = np.random.default_rng(seed).permutation(out.num_samples) % 2
-        return replace(out, membership=fake.astype(np.int64))
-
-    return relabel(exp.signals("victim"), 1), relabel(exp.shadow_signals(), 2)
+def _halves(sig: AttackInputs, seed: int) -> AttackInputs:
+    """Signals restricted to non-members, split in two at random as fake "members"."""
+    out = sig.subset(np.flatnonzero(sig.membership == 0))
+    fake = np.random.default_rng(seed).permutation(out.num_samples) % 2
+    return replace(out, membership=fake.astype(np.int64))
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
@@ -54,32 +50,43 @@ def test_attack_beats_chance_on_overfitted_model(overfit, name):
     assert result.auc > 0.6, f"{name}: AUC {result.auc:.3f} on an overfitted victim"
 
 
-@pytest.mark.parametrize("name", [n for n in ATTACKS if n not in ("lira", "rmia")])
-def test_attack_is_near_chance_without_members(overfit, name):
-    target, shadow = _halves_of_test_set(overfit)
-    opts = overfit._attack_options(name)
-    attack = ATTACKS[name](**opts).fit(shadow)
-    auc = roc_auc(target.membership, attack.score(target))
-    assert abs(auc - 0.5) < 0.07, f"{name}: AUC {auc:.3f} on two halves of the test set"
-
-
-@pytest.mark.parametrize("name", ["lira", "rmia"])
-def test_reference_attacks_are_near_chance_without_members(overfit, name):
-    """LiRA/RMIA score each victim sample against the shadows' signals on the same sample."""
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_experiment_scores_are_near_chance_between_two_halves_of_non_members(overfit, name):
+    """The experiment's own wiring (exp.attack_scores): scores never read the truth, so
+    they cannot tell two random halves of the victim's non-members apart."""
+    scored = overfit.attack_scores(name)
     target = overfit.signals("victim")
-    keep = np.flatnonzero(target.membership == 0)
-    fake = (np.random.default_rng(3).permutation(keep.size) % 2).astype(np.int64)
-    refs = [overfit.signals(r, samples="victim").subset(keep) for r in overfit.roles()[1:]]
-    refs = [replace(r, membership=np.zeros(r.num_samples, dtype=np.int64)) for r in refs]
-    victim = replace(target.subset(keep), membership=fake)
-    if name == "lira":
-        attack = ATTACKS[name](reference=refs)
-    else:
-        pop = [overfit.signals(r, samples="population") for r in overfit.roles()[1:]]
-        attack = ATTACKS[name](
-            reference=refs,
-            population=overfit.signals("victim", samples="population"),
-            population_reference=pop,
-        )
-    auc = roc_auc(fake, attack.score(victim))
+    np.testing.assert_array_equal(scored.membership, target.membership)
+    np.testing.assert_array_equal(scored.sample_ids, target.sample_ids)
+    out = np.flatnonzero(scored.membership == 0)
+    fake = np.random.default_rng(3).permutation(out.size) % 2
+    auc = roc_auc(fake, scored.scores[out])
     assert abs(auc - 0.5) < 0.07, f"{name}: AUC {auc:.3f} on two halves of the test set"
+
+
+@pytest.mark.parametrize("name", [n for n, c in ATTACKS.items() if c.uses == {"shadows"}])
+def test_attack_fitted_without_members_is_near_chance(overfit, name):
+    """Fitted (with the experiment's settings) on shadow non-members split in two at random."""
+    target, shadow = _halves(overfit.signals("victim"), 1), _halves(overfit.shadow_signals(), 2)
+    scored = ATTACKS[name].from_settings(overfit.attack_settings).run(target, shadow)
+    auc = roc_auc(target.membership, scored.scores)
+    assert abs(auc - 0.5) < 0.07, f"{name}: AUC {auc:.3f} on two halves of the test set"
+
+
+def test_membership_is_always_the_producing_models_own(overfit):
+    """A shadow's signals on the victim's samples are all OUT by the shadow's own split."""
+    victim_ids = overfit.signals("victim").sample_ids
+    for role in overfit.roles()[1:]:
+        on_victim = overfit.signals(role, samples="victim")
+        np.testing.assert_array_equal(on_victim.sample_ids, victim_ids)
+        assert on_victim.membership.sum() == 0
+        own = overfit.signals(role)
+        np.testing.assert_array_equal(
+            own.membership, np.isin(own.sample_ids, overfit.splits.shadows[int(role[6:])].train)
+        )
+        assert own.membership.sum() == len(overfit.splits.shadows[int(role[6:])].train)
+    assert overfit.signals("victim", samples="population").membership.sum() == 0
+    refs = overfit.references()
+    np.testing.assert_array_equal(refs.sample_ids, victim_ids)
+    assert refs.is_in.shape == (victim_ids.size, overfit.config.num_shadows)
+    assert not refs.is_in.any()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from miakit.attacks.base import AttackInputs
+from miakit.attacks.base import AttackInputs, ReferenceSignals
 from miakit.attacks.lira import LiRA, inputs_phi, lira_offline, logit_confidence
 from miakit.attacks.rmia import RMIA, offline_marginal, rmia_scores, true_label_probability
 
@@ -125,9 +125,14 @@ def test_lira_is_chance_without_signal() -> None:
     assert abs(roc_auc_score(membership, lira_offline(target, reference)) - 0.5) < 0.1
 
 
-def _model_inputs(logits: np.ndarray, labels: np.ndarray, membership=None) -> AttackInputs:
+def _model_inputs(
+    logits: np.ndarray, labels: np.ndarray, membership=None, ids=None
+) -> AttackInputs:
     p = torch.softmax(torch.from_numpy(logits), 1).numpy()
-    return AttackInputs(posteriors=p, labels=labels, logits=logits, membership=membership)
+    ids = np.arange(len(labels)) if ids is None else ids
+    return AttackInputs(
+        posteriors=p, labels=labels, logits=logits, membership=membership, sample_ids=ids
+    )
 
 
 def test_lira_class_matches_function() -> None:
@@ -137,45 +142,76 @@ def test_lira_class_matches_function() -> None:
     trained[0] = 0  # every sample keeps at least one OUT reference
     refs = [_model_inputs(rng.normal(size=(30, 4)), labels, m) for m in trained]
     target = _model_inputs(rng.normal(size=(30, 4)), labels)
-    attack = LiRA(refs)
-    assert attack.fit(target) is attack and attack.num_references == 4
+    signals = ReferenceSignals.from_inputs(refs)
+    assert signals.p_y.shape == signals.phi.shape == (30, 4) and signals.phi_from_logits
+    attack = LiRA()
+    assert attack.fit(None, signals) is attack and attack.num_references == 4
     ref_phi = np.stack([logit_confidence(r.logits, labels, from_logits=True) for r in refs])
     ref_in = np.stack([r.membership for r in refs]).astype(bool)
+    np.testing.assert_array_equal(signals.is_in, ref_in.T)
     expected = lira_offline(
         logit_confidence(target.logits, labels, from_logits=True), ref_phi, ref_in
     )
-    np.testing.assert_array_equal(attack.score(target), expected)
-    # A phi matrix works too (all OUT unless reference_in says otherwise).
-    phi_attack = LiRA(ref_phi, reference_in=ref_in)
-    np.testing.assert_array_equal(phi_attack.score(target), expected)
+    scored = attack.score(target)
+    assert scored.attack == "lira"
+    np.testing.assert_array_equal(scored.scores, expected)
+    np.testing.assert_array_equal(LiRA().run(target, None, signals).scores, expected)
+    # fit estimated the OUT mean once: the shared out_mean of the references.
+    np.testing.assert_array_equal(attack.mu_, signals.out_mean(signals.phi))
     # Hard decision at alpha: member iff the one-sided p-value <= alpha.
     assert attack.threshold == pytest.approx(math.log(2.0))
-    assert LiRA(refs, alpha=0.05).threshold == pytest.approx(-math.log(0.05))
+    assert LiRA(alpha=0.05).threshold == pytest.approx(-math.log(0.05))
     np.testing.assert_array_equal(attack.decide(target), (expected >= math.log(2.0)).astype(int))
-    # Without logits on every model, all use posteriors.
-    bare = AttackInputs(posteriors=target.posteriors, labels=labels)
+    # Without logits on every reference, all use posteriors.
+    bare_refs = [
+        AttackInputs(
+            posteriors=r.posteriors, labels=labels, membership=r.membership, sample_ids=r.sample_ids
+        )
+        for r in refs
+    ]
+    bare_signals = ReferenceSignals.from_inputs(bare_refs)
+    assert not bare_signals.phi_from_logits
     post_phi = np.stack([logit_confidence(r.posteriors, labels) for r in refs])
     np.testing.assert_array_equal(
-        attack.score(bare),
-        lira_offline(logit_confidence(bare.posteriors, labels), post_phi, ref_in),
+        LiRA().fit(None, bare_signals).score(target).scores,
+        lira_offline(logit_confidence(target.posteriors, labels), post_phi, ref_in),
     )
 
 
 def test_lira_class_errors() -> None:
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 3, 10)
-    refs = [_model_inputs(rng.normal(size=(10, 3)), labels) for _ in range(2)]
+    refs = [_model_inputs(rng.normal(size=(10, 3)), labels, np.zeros(10)) for _ in range(2)]
+    shifted = _model_inputs(rng.normal(size=(10, 3)), labels, np.zeros(10), np.arange(1, 11))
     with pytest.raises(ValueError, match="different samples"):
-        LiRA([refs[0], _model_inputs(rng.normal(size=(10, 3)), (labels + 1) % 3)])
+        ReferenceSignals.from_inputs([refs[0], shifted])
     with pytest.raises(ValueError, match="non-empty list"):
-        LiRA([])
+        ReferenceSignals.from_inputs([])
     with pytest.raises(ValueError, match="alpha"):
-        LiRA(refs, alpha=0.0)
+        LiRA(alpha=0.0)
+    with pytest.raises(ValueError, match="needs ReferenceSignals"):
+        LiRA().fit(refs[0])
+    with pytest.raises(ValueError, match="not fitted"):
+        LiRA().score(refs[0])
+    signals = ReferenceSignals.from_inputs(refs)
     other = _model_inputs(rng.normal(size=(12, 3)), rng.integers(0, 3, 12))
-    with pytest.raises(ValueError, match="references cover 10"):
-        LiRA(refs).score(other)
-    with pytest.raises(ValueError, match="matrix covers 10"):
-        LiRA(np.zeros((2, 10))).score(other)
+    with pytest.raises(ValueError, match="the 10 samples the references cover"):
+        LiRA().fit(None, signals).score(other)
+
+
+def test_lira_rejects_misaligned_sample_ids() -> None:
+    """Same size and the same labels, but other samples: alignment is by identity."""
+    rng = np.random.default_rng(5)
+    labels = np.zeros(10, dtype=np.int64)  # equal labels, so a label check would pass
+    refs = [_model_inputs(rng.normal(size=(10, 3)), labels, np.zeros(10)) for _ in range(2)]
+    attack = LiRA().fit(None, ReferenceSignals.from_inputs(refs))
+    moved = _model_inputs(rng.normal(size=(10, 3)), labels, ids=np.arange(10)[::-1])
+    with pytest.raises(ValueError, match="sample_ids .* differ"):
+        attack.score(moved)
+    anonymous = AttackInputs(posteriors=moved.posteriors, labels=labels, logits=moved.logits)
+    with pytest.raises(ValueError, match="sample_ids \\(none\\)"):
+        attack.score(anonymous)
+    assert attack.score(_model_inputs(moved.logits, labels)).scores.shape == (10,)
 
 
 # --- RMIA ------------------------------------------------------------------------------
@@ -298,15 +334,21 @@ def test_rmia_validates() -> None:
 def test_rmia_class_matches_function() -> None:
     rng = np.random.default_rng(9)
     labels, pop_labels = rng.integers(0, 5, 25), rng.integers(0, 5, 35)
+    pop_ids = np.arange(100, 135)
     trained = rng.integers(0, 2, (3, 25))
     trained[0] = 0
     refs = [_model_inputs(rng.normal(size=(25, 5)), labels, m) for m in trained]
-    pop_refs = [_model_inputs(rng.normal(size=(35, 5)), pop_labels) for _ in range(3)]
-    population = _model_inputs(rng.normal(size=(35, 5)), pop_labels)
+    pop_refs = [
+        _model_inputs(rng.normal(size=(35, 5)), pop_labels, np.zeros(35), pop_ids) for _ in range(3)
+    ]
+    population = _model_inputs(rng.normal(size=(35, 5)), pop_labels, ids=pop_ids)
     target = _model_inputs(rng.normal(size=(25, 5)), labels)
-    attack = RMIA(refs, population, pop_refs, a=0.5, gamma=1.2, beta=0.6)
-    assert attack.fit(target) is attack and attack.threshold == 0.6
+    signals = ReferenceSignals.from_inputs(refs, pop_refs, population)
+    attack = RMIA(a=0.5, gamma=1.2, beta=0.6)
+    assert attack.fit(None, signals) is attack and attack.threshold == 0.6
     py = lambda xs: np.stack([true_label_probability(x) for x in xs])  # noqa: E731
+    np.testing.assert_array_equal(signals.p_y, py(refs).T)
+    np.testing.assert_array_equal(signals.population_p_y, py(pop_refs).T)
     ref_in = np.stack([r.membership for r in refs]).astype(bool)
     expected = rmia_scores(
         true_label_probability(target),
@@ -317,23 +359,17 @@ def test_rmia_class_matches_function() -> None:
         gamma=1.2,
         reference_in=ref_in,
     )
-    np.testing.assert_array_equal(attack.score(target), expected)
+    np.testing.assert_array_equal(attack.score(target).scores, expected)
     np.testing.assert_array_equal(attack.decide(target), (expected >= 0.6).astype(int))
-    arrays = RMIA(py(refs), true_label_probability(population), py(pop_refs), a=0.5, gamma=1.2)
+    # The marginal uses the one OUT-mean of the references (offline formula, a = 0.5).
     np.testing.assert_array_equal(
-        arrays.score(target),
-        rmia_scores(
-            true_label_probability(target),
-            py(refs),
-            true_label_probability(population),
-            py(pop_refs),
-            a=0.5,
-            gamma=1.2,
-        ),
+        attack.marginal_x_, 0.5 * (1.5 * signals.out_mean(signals.p_y) + 0.5)
     )
     with pytest.raises(ValueError, match="a must lie"):
-        RMIA(refs, population, pop_refs, a=2.0)
-    with pytest.raises(ValueError, match="population and population_reference cover different"):
-        RMIA(refs, target, pop_refs)
-    with pytest.raises(ValueError, match="references cover 25"):
+        RMIA(a=2.0)
+    with pytest.raises(ValueError, match="target_population"):
+        ReferenceSignals.from_inputs(refs, pop_refs, target)
+    with pytest.raises(ValueError, match="non-empty population"):
+        RMIA().fit(None, ReferenceSignals.from_inputs(refs))
+    with pytest.raises(ValueError, match="the 25 samples the references cover"):
         attack.score(population)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from miakit.attacks.base import AttackInputs
+from miakit.attacks.base import AttackInputs, AttackSettings
 from miakit.attacks.neural import (
     NN,
     AttackMLP,
@@ -72,7 +72,7 @@ def _synthetic(
 
 
 def _auc(attack, target: AttackInputs) -> float:
-    return float(roc_auc_score(target.membership, attack.score(target)))
+    return float(roc_auc_score(target.membership, attack.score(target).scores))
 
 
 ATTACKS = [NN, Top3NN, NNCls, SAMIA]
@@ -260,7 +260,7 @@ def test_attack_separates_members(cls, separable) -> None:
     shadow, target = separable
     attack = cls(**_fast(cls)).fit(shadow)
     assert attack.threshold == 0.5
-    scores = attack.score(target)
+    scores = attack.score(target).scores
     assert scores.shape == (target.num_samples,) and scores.dtype == np.float64
     assert ((scores >= 0) & (scores <= 1)).all()
     assert _auc(attack, target) > 0.9
@@ -311,7 +311,7 @@ def test_samia_without_sensitivity_is_a_clear_error() -> None:
         SAMIA(**FAST).fit(bare)
     # The ablation without sensitivity accepts it.
     fitted = SAMIA(use_sensitivity=False, epochs=1, device="cpu").fit(bare)
-    assert fitted.score(bare).shape == (20,)
+    assert fitted.score(bare).scores.shape == (20,)
     with pytest.raises(ValueError, match="sensitivity=None"):
         SAMIA(epochs=1, device="cpu").fit(data).score(bare)
 
@@ -326,3 +326,35 @@ def test_unfitted_and_mismatched_targets_are_errors() -> None:
     other = _synthetic(20, seed=32, num_classes=5)
     with pytest.raises(ValueError, match="K=10 classes but the target has K=5"):
         fitted.score(other)
+
+
+# --- the protocol: settings, persisted state ----------------------------------------------
+
+
+def test_from_settings_reads_the_settings_and_options_override() -> None:
+    settings = AttackSettings(epochs=3, lr=0.2, batch_size=16, seed=4, device="cpu")
+    attack = SAMIA.from_settings(settings, use_sensitivity=False, seed=9)
+    assert (attack.epochs, attack.lr, attack.batch_size, attack.seed) == (3, 0.2, 16, 9)
+    assert attack.use_sensitivity is False and attack.device == "cpu"
+    assert SAMIA.family == "neural" and SAMIA.persist and SAMIA.uses == {"shadows"}
+
+
+@pytest.mark.parametrize("cls", [NNCls, SAMIA], ids=lambda c: c.name)
+def test_state_round_trip_gives_identical_scores(cls) -> None:
+    shadow, target = _synthetic(96, seed=40), _synthetic(50, seed=41)
+    settings = AttackSettings(epochs=2, lr=0.05, seed=3, device="cpu")
+    fitted = cls.from_settings(settings).fit(shadow)
+    tensors, meta = fitted.state()
+    assert all(isinstance(t, torch.Tensor) for t in tensors.values())
+    assert meta == {
+        "num_features": 2 * K if cls is NNCls else 3 * K,
+        "num_classes": K,
+        "threshold": 0.5,
+    }
+    loaded = cls.from_state(tensors, meta, settings)
+    np.testing.assert_array_equal(loaded.score(target).scores, fitted.score(target).scores)
+    # The stored state is the trained network, not a fresh one.
+    fresh = cls.from_settings(settings).build_network(meta["num_features"], K)
+    assert any(not torch.equal(v, fresh.state_dict()[k]) for k, v in tensors.items())
+    with pytest.raises(ValueError, match="not fitted"):
+        cls.from_settings(settings).state()

@@ -8,6 +8,7 @@ import torch
 
 import miakit.experiment as E
 from miakit.attacks import ATTACKS
+from miakit.attacks.threshold import Conf
 from miakit.defenses import DPSGDParams, NoDefense, PPBParams
 from miakit.experiment import ORIGINAL, Experiment, Variant, profile
 from miakit.prune import sparsity_report
@@ -93,12 +94,25 @@ def test_attack_table_covers_every_attack_and_is_cached(exp, monkeypatch):
 
 
 def test_nonadaptive_and_adaptive_defense(exp):
+    """``shadows`` decides the attack's fit: exactly Conf fitted by hand on that shadow pool."""
     pruned, defended = exp.variant(), exp.variant(defense="ppb")
     assert defended.defense == PPBParams(lam=4.0)  # PAPER.md's default, from the dataclass
-    nonadaptive = exp.attack("conf", defended, shadows=pruned)
-    adaptive = exp.attack("conf", defended)
-    assert nonadaptive.tags == {"victim": defended.label, "shadows": pruned.label}
-    assert adaptive.tags["shadows"] == defended.label
+    target = exp.signals("victim", defended)
+    pool_pruned, pool_defended = exp.shadow_signals(pruned), exp.shadow_signals(defended)
+    np.testing.assert_array_equal(pool_pruned.sample_ids, pool_defended.sample_ids)
+    assert not np.array_equal(pool_pruned.posteriors, pool_defended.posteriors)
+
+    nonadaptive = exp.attack_scores("conf", defended, shadows=pruned)
+    by_hand = Conf().fit(pool_pruned).score(target)
+    np.testing.assert_array_equal(nonadaptive.scores, by_hand.scores)
+    assert nonadaptive.threshold == by_hand.threshold
+    np.testing.assert_array_equal(nonadaptive.membership, target.membership)
+
+    adaptive = exp.attack_scores("conf", defended)
+    np.testing.assert_array_equal(adaptive.scores, Conf().fit(pool_defended).score(target).scores)
+    assert not np.array_equal(adaptive.scores, nonadaptive.scores)
+    assert nonadaptive.columns == {"victim": defended.label, "shadows": pruned.label}
+    assert adaptive.columns["shadows"] == defended.label
 
 
 def test_dpsgd_variant_reloads_with_converted_norms(exp):

@@ -10,7 +10,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from miakit.attacks.base import AttackInputs
+from miakit import attacks
+from miakit.attacks.base import AttackInputs, AttackScores
 from miakit.attacks.threshold import (
     LOG_CLIP,
     Conf,
@@ -252,7 +253,7 @@ def test_values_exactly_at_a_threshold_are_members() -> None:
         attack = Xent().fit(shadow)
     assert attack.class_thresholds[0] == entropy(p).max()
     assert attack.shadow_fit.balanced_accuracy.tolist() == [0.5]
-    assert attack.score(shadow)[:2].tolist() == [0.0, 0.0]
+    assert attack.score(shadow).scores[:2].tolist() == [0.0, 0.0]
     assert attack.decide(shadow).tolist() == [1, 1, 1, 1]
     # Conf: target samples whose p_y equals their class threshold score exactly 0 -> member.
     fitted = Conf().fit(random_inputs(7))
@@ -260,7 +261,7 @@ def test_values_exactly_at_a_threshold_are_members() -> None:
     q = np.repeat(((1 - t) / (k - 1))[:, None], k, axis=1)  # row c: p_c = t_c, rest uniform
     q[np.arange(k), np.arange(k)] = t
     on = AttackInputs(posteriors=q, labels=np.arange(k))
-    assert fitted.score(on).tolist() == [0.0] * t.size
+    assert fitted.score(on).scores.tolist() == [0.0] * t.size
     assert fitted.decide(on).tolist() == [1] * t.size
 
 
@@ -274,7 +275,7 @@ def test_conf_hand_example_and_margin_scores() -> None:
     shadow = AttackInputs(posteriors=p, labels=labels, membership=np.array([1, 1, 0, 0, 1, 0]))
     attack = Conf().fit(shadow)
     assert attack.class_thresholds.tolist() == [0.7, 0.5]
-    np.testing.assert_allclose(attack.score(shadow), p_y - np.array([0.7] * 4 + [0.5] * 2))
+    np.testing.assert_allclose(attack.score(shadow).scores, p_y - np.array([0.7] * 4 + [0.5] * 2))
     assert attack.decide(shadow).tolist() == [1, 1, 0, 1, 1, 0]
 
 
@@ -300,14 +301,14 @@ def test_top1_conf_uses_one_global_threshold() -> None:
     t, ba = reference_threshold(top1_confidence(shadow.posteriors), shadow.membership, True)
     assert attack.threshold == t
     assert attack.shadow_fit.balanced_accuracy[0] == float(ba)
-    assert attack.score(target).tolist() == top1_confidence(target.posteriors).tolist()
+    assert attack.score(target).scores.tolist() == top1_confidence(target.posteriors).tolist()
     assert attack.decide(target).tolist() == (top1_confidence(target.posteriors) >= t).tolist()
 
 
 def test_gap_is_member_iff_correct() -> None:
     target = AttackInputs(posteriors=P, labels=Y, membership=np.array([1, 0, 1, 1, 0]))
     attack = Gap().fit(target)
-    assert attack.score(target).tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]
+    assert attack.score(target).scores.tolist() == [1.0, 0.0, 1.0, 0.0, 0.0]
     assert attack.decide(target).tolist() == [1, 0, 1, 0, 0]
     unlabelled = AttackInputs(posteriors=P, labels=Y)  # no membership needed
     assert Gap().fit(unlabelled).decide(unlabelled).tolist() == [1, 0, 1, 0, 0]
@@ -343,3 +344,75 @@ def test_class_count_mismatch_is_an_error() -> None:
     attack = Conf().fit(random_inputs(0, k=4))
     with pytest.raises(ValueError, match="4 classes"):
         attack.score(random_inputs(1, k=5))
+
+
+# --------------------------------------------------------------------------------------------------
+# the protocol: AttackScores, families, titles, p_y
+# --------------------------------------------------------------------------------------------------
+
+
+def test_attack_scores_reject_nan_and_inf_naming_the_attack() -> None:
+    labels = np.array([0, 1, 0])
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError, match="attack 'samia' produced 1 NaN or infinite"):
+            AttackScores("samia", np.array([0.1, bad, 0.3]), 0.5, np.array([1, 0, 1]), labels)
+
+    class Broken(Conf):
+        name = "broken"
+
+        def score_values(self, target):
+            return np.full(target.num_samples, np.nan)
+
+    shadow = random_inputs(0)
+    with pytest.raises(ValueError, match="attack 'broken' produced"):
+        Broken().fit(shadow).score(shadow)
+
+
+def test_attack_scores_decisions_and_result() -> None:
+    s = AttackScores(
+        "conf",
+        [0.2, -0.1, 0.0, 0.5],
+        0.0,
+        [1, 0, 0, 1],
+        np.zeros(4, int),
+        columns={"victim": "original"},
+    )
+    assert s.scores.dtype == np.float64
+    assert s.decisions().tolist() == [1, 0, 1, 1]
+    r = s.result()
+    assert r.tags == {"victim": "original"} and r.auc == 1.0 and r.balanced_accuracy == 0.75
+    assert s.result({"shadows": "x"}).tags == {"victim": "original", "shadows": "x"}
+    assert list(s.per_class().columns[:2]) == ["attack", "victim"]
+    with pytest.raises(ValueError, match="only 0"):
+        AttackScores("conf", [0.1, 0.2], 0.0, [1, 2], np.zeros(2, int))
+    unknown = AttackScores("conf", [0.1, 0.2], 0.0, None, np.zeros(2, int))
+    with pytest.raises(ValueError, match="no membership truth"):
+        unknown.result()
+
+
+def test_families_and_titles_come_from_the_classes() -> None:
+    assert attacks.family("threshold") == ("gap", "conf", "xent", "mentr", "top1_conf")
+    assert attacks.family("neural") == ("nn", "top3_nn", "nncls", "samia")
+    assert attacks.family("reference") == ("lira", "rmia")
+    assert sorted(sum((attacks.family(f) for f in attacks.FAMILIES), ())) == sorted(attacks.ATTACKS)
+    with pytest.raises(ValueError, match="unknown attack family"):
+        attacks.family("oracle")
+    assert Top1Conf.title == "Top1-conf" and attacks.ATTACKS["nncls"].title == "NNCls"
+    assert {c.uses for c in attacks.ATTACKS.values()} == {
+        frozenset(),
+        frozenset({"shadows"}),
+        frozenset({"references"}),
+    }
+    assert [n for n, c in attacks.ATTACKS.items() if c.persist] == list(attacks.family("neural"))
+
+
+def test_p_y_and_membership_checks() -> None:
+    inputs = AttackInputs(posteriors=P, labels=Y, membership=np.array([True, False, True, 1, 0]))
+    assert (
+        inputs.p_y.tolist() == true_class_confidence(P, Y).tolist() == [0.5, 0.25, 1.0, 0.0, 0.25]
+    )
+    assert inputs.membership.dtype == np.int64
+    with pytest.raises(ValueError, match="only 0"):
+        AttackInputs(posteriors=P, labels=Y, membership=np.array([0, 1, 2, 0, 1]))
+    with pytest.raises(ValueError, match="sample_ids"):
+        AttackInputs(posteriors=P, labels=Y, sample_ids=np.arange(4))

@@ -1,9 +1,14 @@
 """Membership-inference attacks, one interface (PAPER.md, "The eight existing attacks", "SAMIA").
 
-Every attack is an :class:`~miakit.attacks.base.Attack`: ``fit`` on pooled shadow
-signals (:class:`~miakit.attacks.base.AttackInputs`), then ``score`` victim samples
-(higher = member) and ``decide`` at its threshold. LiRA and RMIA (beyond the
-paper) take the shadows' signals on the target samples at construction instead.
+Every attack is an :class:`~miakit.attacks.base.Attack` with one protocol: options in
+the constructor (or :meth:`~miakit.attacks.base.Attack.from_settings`), data in
+``fit(shadows, references)``, as its ``uses`` declares (pooled shadow signals,
+:class:`~miakit.attacks.base.AttackInputs`, or the reference models' signals on the
+target samples, :class:`~miakit.attacks.base.ReferenceSignals`), then ``score`` of
+a target model's signals returns :class:`~miakit.attacks.base.AttackScores`
+(higher = member). Each class declares its ``family``: ``"threshold"``,
+``"neural"`` (fitted state kept through ``state()``/``from_state()``) or
+``"reference"``; :func:`family` lists the names of one family.
 
 =============  ===========================================================  =============
 name           attack                                                       module
@@ -26,7 +31,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from miakit.attacks.base import Attack, AttackInputs
+from miakit.attacks.base import (
+    Attack,
+    AttackInputs,
+    AttackScores,
+    AttackSettings,
+    ReferenceSignals,
+)
 from miakit.attacks.lira import LiRA
 from miakit.attacks.neural import NN, NNCls, Top3NN
 from miakit.attacks.rmia import RMIA
@@ -36,8 +47,13 @@ from miakit.attacks.threshold import Conf, Gap, Mentr, Top1Conf, Xent
 __all__ = [
     "ATTACKS",
     "BASELINES",
+    "FAMILIES",
     "Attack",
     "AttackInputs",
+    "AttackScores",
+    "AttackSettings",
+    "ReferenceSignals",
+    "family",
     "make_attack",
 ]
 
@@ -51,8 +67,30 @@ BASELINES: tuple[str, ...] = ("gap", "conf", "xent", "mentr", "top1_conf", "nn",
 """The paper's eight existing attacks (PAPER.md, "The eight existing attacks")."""
 
 
-def make_attack(name: str, **options: Any) -> Attack:
+FAMILIES: tuple[str, ...] = ("threshold", "neural", "reference")
+"""The attack families, as declared by each class's ``family``."""
+
+
+def family(name: str) -> tuple[str, ...]:
+    """The names of the attacks of one family, in :data:`ATTACKS` order.
+
+    Example:
+        >>> family("threshold")
+        ('gap', 'conf', 'xent', 'mentr', 'top1_conf')
+    """
+    if name not in FAMILIES:
+        raise ValueError(f"unknown attack family {name!r}; families: {', '.join(FAMILIES)}")
+    return tuple(k for k, cls in ATTACKS.items() if cls.family == name)
+
+
+def make_attack(name: str, *, settings: AttackSettings | None = None, **options: Any) -> Attack:
     """Build the attack called ``name`` with its options.
+
+    Args:
+        name: a key of :data:`ATTACKS`.
+        settings: training settings for the attacks that train something
+            (:meth:`Attack.from_settings`); ``None`` leaves the attack's defaults.
+        **options: the attack's own options.
 
     Raises:
         ValueError: an unknown name (the message lists the known ones) or an option
@@ -64,7 +102,8 @@ def make_attack(name: str, **options: Any) -> Attack:
     """
     if name not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
+    cls = ATTACKS[name]
     try:
-        return ATTACKS[name](**options)
+        return cls(**options) if settings is None else cls.from_settings(settings, **options)
     except TypeError as err:
         raise ValueError(f"attack {name!r} does not accept these options: {err}") from err

@@ -9,6 +9,11 @@ above that OUT distribution the target model's ``phi`` lies. The offline
 variant needs no IN models, which is what the kit's shadows give on victim
 samples (they never train on the victim half; DESIGN.md, "Beyond the paper").
 
+The reference models' signals arrive in :meth:`LiRA.fit` as
+:class:`~miakit.attacks.base.ReferenceSignals` (samples x models), where the OUT
+mean and spread are estimated once; :meth:`LiRA.score` then needs only the target
+model's ``phi``. Alignment is checked by ``sample_ids``.
+
 The score is the one-sided test statistic ``-ln P_OUT(phi >= phi_target)``
 (in nats; ``ln 2`` at the OUT mean, growing like ``z^2 / 2`` above it). It
 ranks samples exactly like the z-score ``(phi_target - mu_out) / sigma_out``
@@ -16,72 +21,34 @@ but reads as a p-value: ``score >= -ln(alpha)`` rejects "non-member" at level
 ``alpha``.
 
 Example:
-    >>> ref = [shadow_inputs_on_victim_samples_0, ...]  # doctest: +SKIP
-    >>> scores = LiRA(ref).score(victim_inputs)  # doctest: +SKIP
+    >>> refs = ReferenceSignals.from_inputs(shadows_on_victim_samples)  # doctest: +SKIP
+    >>> LiRA().fit(None, refs).score(victim_inputs).scores  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 import torch
 
-from miakit.attacks.base import Attack, AttackInputs
+from miakit.attacks.base import Attack, AttackInputs, ReferenceSignals
+from miakit.attacks.signals import logit_confidence, out_mean
 
-__all__ = ["LiRA", "MIN_STD", "inputs_phi", "lira_offline", "logit_confidence"]
+__all__ = [
+    "MIN_STD",
+    "LiRA",
+    "inputs_phi",
+    "lira_offline",
+    "lira_out_gaussian",
+    "lira_score",
+    "logit_confidence",
+]
 
 #: Floor on the OUT standard deviation, so identical reference values give finite scores.
 MIN_STD = 1e-8
-#: Smallest probability used in the posterior form of phi (clipping keeps phi finite, |phi| <= 69).
-_EPS = 1e-30
-
-
-def logit_confidence(
-    values: np.ndarray, labels: np.ndarray, *, from_logits: bool = False, eps: float = _EPS
-) -> np.ndarray:
-    """LiRA's logit-scaled confidence ``phi = log(p_y / (1 - p_y))`` per sample.
-
-    Computed in float64 without catastrophic cancellation near ``p_y = 1``:
-
-    - from logits ``z``: ``phi = z_y - logsumexp_{c != y} z_c`` (exact, never saturates);
-    - from posteriors ``p``: ``phi = log(max(p_y, eps)) - log(max(sum_{c != y} p_c, eps))``
-      (summing the other classes instead of ``1 - p_y``; clipping bounds ``|phi|``).
-
-    Args:
-        values: ``(N, K)`` posteriors, or logits when ``from_logits``.
-        labels: ``(N,)`` ground-truth classes.
-        from_logits: Whether ``values`` are pre-softmax logits.
-        eps: Clipping floor for the posterior form.
-
-    Returns:
-        ``(N,)`` float64 array of ``phi``.
-
-    Raises:
-        ValueError: If shapes disagree or there are fewer than two classes.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
-    if v.ndim != 2 or y.shape != (v.shape[0],):
-        raise ValueError(f"need values (N, K) and labels (N,), got {v.shape} and {y.shape}")
-    if v.shape[1] < 2:
-        raise ValueError(f"phi = log(p_y / (1 - p_y)) needs at least 2 classes, got {v.shape[1]}")
-    rows = np.arange(v.shape[0])
-    own = v[rows, y]
-    if from_logits:
-        others = v.copy()
-        others[rows, y] = -np.inf
-        top = others.max(axis=1)
-        lse = top + np.log(np.exp(others - top[:, None]).sum(axis=1))
-        return own - lse
-    # Sum the other classes directly: 1 - p_y loses all precision as p_y -> 1.
-    others = v.copy()
-    others[rows, y] = 0.0
-    rest = others.sum(axis=1)
-    return np.log(np.maximum(own, eps)) - np.log(np.maximum(rest, eps))
 
 
 def inputs_phi(inputs: AttackInputs, *, use_logits: bool | None = None) -> np.ndarray:
@@ -92,13 +59,61 @@ def inputs_phi(inputs: AttackInputs, *, use_logits: bool | None = None) -> np.nd
         use_logits: Force (``True``) or forbid (``False``) the logits form;
             ``None`` uses logits when ``inputs.logits`` is set.
     """
-    if use_logits is None:
-        use_logits = inputs.logits is not None
-    if use_logits:
-        if inputs.logits is None:
-            raise ValueError("use_logits=True but these AttackInputs have logits=None")
-        return logit_confidence(inputs.logits, inputs.labels, from_logits=True)
-    return logit_confidence(inputs.posteriors, inputs.labels)
+    return inputs.phi(use_logits)
+
+
+def _check_finite(*arrays: np.ndarray) -> None:
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("phi values must be finite; compute them with logit_confidence")
+
+
+def lira_out_gaussian(
+    reference_phi: np.ndarray,
+    reference_in: np.ndarray | None = None,
+    *,
+    fix_variance: bool = True,
+) -> tuple[np.ndarray, float | np.ndarray]:
+    """The OUT Gaussian of offline LiRA: per-sample mean and the standard deviation.
+
+    See :func:`lira_offline` for the estimator. ``reference_phi`` and
+    ``reference_in`` are ``(S, N)``.
+
+    Returns:
+        ``(mu_out, sigma_out)``: ``(N,)`` means and one global float
+        (``fix_variance``) or ``(N,)`` per-sample values.
+    """
+    r = np.asarray(reference_phi, dtype=np.float64)
+    if reference_in is None:
+        is_in = np.zeros(r.shape, dtype=bool)
+    else:
+        is_in = np.asarray(reference_in, dtype=bool)
+        if is_in.shape != r.shape:
+            raise ValueError(f"reference_in must have shape {r.shape} like reference_phi")
+    out = ~is_in
+    mu = out_mean(r, is_in, attack="LiRA")
+    count = out.sum(axis=0)
+    sq = np.where(out, (r - mu) ** 2, 0.0)
+    if fix_variance:
+        dof = int(count.sum() - count.shape[0])
+        if dof > 0:
+            std = math.sqrt(float(sq.sum()) / dof)
+        else:
+            std = float(r[out].std())
+    else:
+        if (count < 2).any():
+            raise ValueError(
+                "per-sample variance (fix_variance=False) needs at least 2 OUT reference values "
+                f"per sample, but {int((count < 2).sum())} samples have fewer; use "
+                "fix_variance=True or more reference models"
+            )
+        std = np.sqrt(sq.sum(axis=0) / (count - 1))
+    return mu, std
+
+
+def lira_score(target_phi: np.ndarray, mu: np.ndarray, std: float | np.ndarray) -> np.ndarray:
+    """``-ln(1 - Phi(z))``, ``z = (target_phi - mu) / max(std, MIN_STD)``: LiRA's score."""
+    z = (target_phi - mu) / np.maximum(std, MIN_STD)
+    return -torch.special.log_ndtr(torch.from_numpy(-z)).numpy()
 
 
 def lira_offline(
@@ -148,89 +163,23 @@ def lira_offline(
             f"need target_phi (N,) and reference_phi (S, N) on the same N samples; got "
             f"{t.shape} and {r.shape}"
         )
-    if not (np.isfinite(t).all() and np.isfinite(r).all()):
-        raise ValueError("phi values must be finite; compute them with logit_confidence")
-    if reference_in is None:
-        out = np.ones(r.shape, dtype=bool)
-    else:
-        out = ~np.asarray(reference_in, dtype=bool)
-        if out.shape != r.shape:
-            raise ValueError(f"reference_in must have shape {r.shape} like reference_phi")
-    count = out.sum(axis=0)
-    if (count == 0).any():
-        raise ValueError(
-            f"{int((count == 0).sum())} of {t.shape[0]} samples have no OUT reference model; "
-            "offline LiRA needs at least one reference model that did not train on each sample"
-        )
-    mu = np.where(out, r, 0.0).sum(axis=0) / count
-    sq = np.where(out, (r - mu) ** 2, 0.0)
-    if fix_variance:
-        dof = int(count.sum() - count.shape[0])
-        if dof > 0:
-            std = math.sqrt(float(sq.sum()) / dof)
-        else:
-            std = float(r[out].std())
-    else:
-        if (count < 2).any():
-            raise ValueError(
-                "per-sample variance (fix_variance=False) needs at least 2 OUT reference values "
-                f"per sample, but {int((count < 2).sum())} samples have fewer; use "
-                "fix_variance=True or more reference models"
-            )
-        std = np.sqrt(sq.sum(axis=0) / (count - 1))
-    z = (t - mu) / np.maximum(std, MIN_STD)
-    return -torch.special.log_ndtr(torch.from_numpy(-z)).numpy()
-
-
-def _reference_matrix(
-    reference: Sequence[AttackInputs] | np.ndarray,
-) -> tuple[np.ndarray | None, list[AttackInputs] | None]:
-    if isinstance(reference, np.ndarray):
-        if reference.ndim != 2:
-            raise ValueError(f"a reference matrix must be (S, N), got shape {reference.shape}")
-        return reference, None
-    refs = list(reference)
-    if not refs or not all(isinstance(x, AttackInputs) for x in refs):
-        raise ValueError(
-            "reference must be an (S, N) array or a non-empty list of AttackInputs, one per "
-            "reference model, each on the target samples"
-        )
-    n = refs[0].num_samples
-    for i, ref in enumerate(refs):
-        if ref.num_samples != n or not np.array_equal(ref.labels, refs[0].labels):
-            raise ValueError(
-                f"reference model {i} was evaluated on different samples (sizes or labels "
-                "differ); every reference must cover the same target samples in the same order"
-            )
-    return None, refs
-
-
-def _reference_in(refs: list[AttackInputs] | None, given: np.ndarray | None) -> np.ndarray | None:
-    """The (S, N) IN matrix: as given, else from the references' membership, else all OUT."""
-    if given is not None:
-        return np.asarray(given, dtype=bool)
-    if refs is not None and all(r.membership is not None for r in refs):
-        return np.stack([r.require_membership() for r in refs]).astype(bool)
-    return None
+    _check_finite(t, r)
+    mu, std = lira_out_gaussian(r, reference_in, fix_variance=fix_variance)
+    return lira_score(t, mu, std)
 
 
 @dataclass
 class LiRA(Attack):
     """Offline LiRA over reference models' signals on the target samples.
 
-    Beyond the paper (DESIGN.md): Carlini et al. 2022, offline variant,
-    scored by :func:`lira_offline`. The reference models are the kit's shadow
-    models, evaluated **on the target samples** (the victim's members and
-    non-members), so nothing is fitted on pooled shadow data: :meth:`fit` only
-    checks and returns ``self``.
+    Beyond the paper (DESIGN.md): Carlini et al. 2022, offline variant. The
+    reference models are the kit's shadow models, evaluated **on the target
+    samples** (the victim's members and non-members). :meth:`fit` estimates
+    the OUT Gaussian of each sample from the references' ``phi`` and ``is_in``
+    (:func:`lira_out_gaussian`); :meth:`score` computes :func:`lira_score` of
+    the target's ``phi``, so ``fit(...).score(t)`` equals :func:`lira_offline`.
 
     Attributes:
-        reference: One :class:`AttackInputs` per reference model on the target
-            samples (same order; ``membership`` = whether that reference
-            trained on each sample), or an ``(S, N)`` array of ``phi`` already
-            computed with :func:`logit_confidence`.
-        reference_in: ``(S, N)`` bool IN matrix; overrides the references'
-            ``membership``; ``None`` and no membership = all OUT.
         fix_variance: Global OUT variance (default; right for few shadows).
         alpha: Level of the hard decision: member iff the one-sided p-value is
             at most ``alpha``, i.e. ``threshold = -ln(alpha)``. The default 0.5
@@ -238,54 +187,55 @@ class LiRA(Attack):
     """
 
     name: ClassVar[str] = "lira"
+    title: ClassVar[str] = "LiRA"
+    family: ClassVar[str] = "reference"
+    uses: ClassVar[frozenset[str]] = frozenset({"references"})
 
-    reference: Sequence[AttackInputs] | np.ndarray = field(repr=False, compare=False)
-    reference_in: np.ndarray | None = field(default=None, repr=False, compare=False)
     fix_variance: bool = True
     alpha: float = 0.5
+    references_: ReferenceSignals | None = field(default=None, init=False, repr=False)
+    mu_: np.ndarray | None = field(default=None, init=False, repr=False)
+    std_: float | np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in (0, 1], got {self.alpha}")
-        self._phi, self._refs = _reference_matrix(self.reference)
         self.threshold = -math.log(self.alpha)
 
     @property
     def num_references(self) -> int:
-        """S, the number of reference models."""
-        return len(self._refs) if self._refs is not None else int(self._phi.shape[0])
+        """S, the number of reference models (after ``fit``)."""
+        return 0 if self.references_ is None else self.references_.num_models
 
-    def fit(self, shadow: AttackInputs | None = None) -> LiRA:
-        """No training: LiRA's reference signals are given at construction. Returns ``self``."""
+    def fit(
+        self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
+    ) -> LiRA:
+        """Estimate each sample's OUT mean and the OUT spread from ``references``.
+
+        Args:
+            shadows: not used.
+            references: the reference models on the target samples.
+        """
+        refs = self._need("ReferenceSignals", references)
+        phi = np.ascontiguousarray(refs.phi.T)  # the kernels' (S, N)
+        _check_finite(phi)
+        self.mu_, self.std_ = lira_out_gaussian(
+            phi, np.ascontiguousarray(refs.is_in.T), fix_variance=self.fix_variance
+        )
+        self.references_ = refs
         return self
 
-    def score(self, target: AttackInputs) -> np.ndarray:
-        """Offline LiRA scores of the target model on the reference samples, ``(N,)``.
-
-        ``phi`` uses logits when the target and every reference carry them,
-        posteriors otherwise (the same form for all models).
-        """
-        if self._refs is not None:
-            n = self._refs[0].num_samples
-            if target.num_samples != n or not np.array_equal(target.labels, self._refs[0].labels):
-                raise ValueError(
-                    f"the target has {target.num_samples} samples but the references cover {n} "
-                    "(or the labels differ): score the samples the references were evaluated on"
-                )
-            use_logits = target.logits is not None and all(r.logits is not None for r in self._refs)
-            ref_phi = np.stack([inputs_phi(r, use_logits=use_logits) for r in self._refs])
-            target_phi = inputs_phi(target, use_logits=use_logits)
-        else:
-            ref_phi = self._phi
-            if target.num_samples != ref_phi.shape[1]:
-                raise ValueError(
-                    f"the target has {target.num_samples} samples but the reference matrix "
-                    f"covers {ref_phi.shape[1]}: score the samples the references were evaluated on"
-                )
-            target_phi = inputs_phi(target)
-        return lira_offline(
-            target_phi,
-            ref_phi,
-            _reference_in(self._refs, self.reference_in),
-            fix_variance=self.fix_variance,
-        )
+    def score_values(self, target: AttackInputs) -> np.ndarray:
+        """Offline LiRA scores of the target model on the reference samples, ``(N,)``."""
+        refs = self.references_
+        if refs is None:
+            raise ValueError("LiRA is not fitted; call fit(None, references) first")
+        refs.check_target(target, self.name)
+        if refs.phi_from_logits and target.logits is None:
+            raise ValueError(
+                "the references' phi was computed from logits but the target has logits=None; "
+                "give the target's logits or build the references from posteriors only"
+            )
+        t = target.phi(refs.phi_from_logits)
+        _check_finite(t)
+        return lira_score(t, self.mu_, self.std_)

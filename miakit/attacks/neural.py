@@ -20,23 +20,25 @@ its two logits), so the hard decision threshold is 0.5.
 
 Example:
     >>> attack = NN(epochs=20).fit(shadow_inputs)  # doctest: +SKIP
-    >>> scores = attack.score(victim_inputs)  # (N,) P(member)  # doctest: +SKIP
+    >>> attack.score(victim_inputs).scores  # (N,) P(member)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miakit.attacks.base import Attack, AttackInputs
-from miakit.train import resolve_device
+from miakit._util import resolve_device, seeded
+from miakit.attacks.base import Attack, AttackInputs, AttackSettings, ReferenceSignals
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "ATTACK_MOMENTUM",
@@ -56,26 +58,8 @@ __all__ = [
 ATTACK_MOMENTUM = 0.9
 #: SGD weight decay of the attack-model schedule (PAPER.md, "The eight existing attacks").
 ATTACK_WEIGHT_DECAY = 5e-4
-
-
-@contextmanager
-def seeded(seed: int, device: str | torch.device | None = None) -> Iterator[None]:
-    """Run a block with torch's RNG seeded to ``seed``, restoring the outer RNG state after.
-
-    Makes weight initialisation and dropout reproducible without leaving a
-    side effect on the caller's global random state.
-
-    Args:
-        seed: The seed for the CPU generator (and the CUDA generator of ``device``).
-        device: The device whose CUDA generator is also forked; CPU-only when not CUDA.
-    """
-    dev = resolve_device(device) if device is not None else torch.device("cpu")
-    devices = []
-    if dev.type == "cuda":
-        devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+#: The paper's attack-model schedule (PAPER.md, "The eight existing attacks"), the defaults.
+_PAPER = AttackSettings()
 
 
 class AttackMLP(nn.Sequential):
@@ -256,7 +240,9 @@ class NeuralAttack(Attack):
     Subclasses define :meth:`features` (the per-sample input vector) and may
     override :meth:`build_network` (default: :class:`AttackMLP`). ``fit``
     trains on the pooled shadow signals with :func:`train_attack_model`;
-    ``score`` returns P(member); ``threshold`` is 0.5.
+    ``score`` returns P(member); ``threshold`` is 0.5. ``persist`` is True: the
+    trained network round-trips through :meth:`state` and :meth:`from_state`
+    (tensors only, no pickle).
 
     Attributes:
         epochs: Attack-model training epochs (paper: 100; profiles use fewer).
@@ -266,17 +252,37 @@ class NeuralAttack(Attack):
         device: Training device; ``None`` = CUDA when available, else CPU.
         model_: The trained attack network (set by ``fit``).
         num_classes_: K seen by ``fit``; ``score`` checks the target matches.
+        num_features_: the network's input width, set by ``fit``.
     """
 
     name: ClassVar[str] = "neural"
+    family: ClassVar[str] = "neural"
+    persist: ClassVar[bool] = True
 
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    device: str | torch.device | None = None
+    epochs: int = _PAPER.epochs
+    batch_size: int = _PAPER.batch_size
+    lr: float = _PAPER.lr
+    seed: int = _PAPER.seed
+    device: str | torch.device | None = _PAPER.device
     model_: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
     num_classes_: int | None = field(default=None, init=False, repr=False)
+    num_features_: int | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: AttackSettings, **options: Any) -> Self:
+        """The attack trained with ``settings`` (epochs, lr, batch size, seed, device).
+
+        ``options`` are the attack's own options (e.g. SAMIA's ``use_sensitivity``);
+        one that repeats a setting overrides it.
+        """
+        trained = {
+            "epochs": settings.epochs,
+            "lr": settings.lr,
+            "batch_size": settings.batch_size,
+            "seed": settings.seed,
+            "device": settings.device,
+        }
+        return cls(**{**trained, **options})
 
     def features(self, inputs: AttackInputs) -> Tensor:  # pragma: no cover - interface
         """``(N, F)`` float32 attack features of ``inputs``."""
@@ -286,15 +292,19 @@ class NeuralAttack(Attack):
         """A fresh, untrained attack network for ``num_features`` inputs (K = ``num_classes``)."""
         return AttackMLP(num_features)
 
-    def fit(self, shadow: AttackInputs) -> NeuralAttack:
+    def fit(
+        self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
+    ) -> NeuralAttack:
         """Train the attack network on pooled shadow signals (member = shadow train).
 
         Args:
-            shadow: Pooled shadow outputs with ``membership`` set.
+            shadows: Pooled shadow outputs with ``membership`` set.
+            references: not used.
 
         Returns:
             ``self``, fitted.
         """
+        shadow = self._need("pooled shadow signals", shadows)
         membership = shadow.require_membership()
         x = self.features(shadow)
         dev = resolve_device(self.device)
@@ -311,10 +321,11 @@ class NeuralAttack(Attack):
             device=dev,
         )
         self.num_classes_ = shadow.num_classes
+        self.num_features_ = int(x.shape[1])
         self.threshold = 0.5
         return self
 
-    def score(self, target: AttackInputs) -> np.ndarray:
+    def score_values(self, target: AttackInputs) -> np.ndarray:
         """P(member) for each target sample, ``(N,)`` float64 (higher = member)."""
         if self.model_ is None:
             raise ValueError(f"{type(self).__name__} is not fitted; call fit(shadow_inputs) first")
@@ -324,6 +335,38 @@ class NeuralAttack(Attack):
                 f"target has K={target.num_classes}; use shadows of the victim's task"
             )
         return member_probability(self.model_, self.features(target))
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The trained network's ``state_dict`` (on the CPU) and ``num_features``, ``num_classes``,
+        ``threshold``."""
+        if self.model_ is None:
+            raise ValueError(f"{type(self).__name__} is not fitted; nothing to store")
+        tensors = {k: v.detach().cpu() for k, v in self.model_.state_dict().items()}
+        meta = {
+            "num_features": int(self.num_features_),
+            "num_classes": int(self.num_classes_),
+            "threshold": float(self.threshold),
+        }
+        return tensors, meta
+
+    @classmethod
+    def from_state(
+        cls,
+        tensors: Mapping[str, Tensor],
+        meta: Mapping[str, Any],
+        settings: AttackSettings,
+        **options: Any,
+    ) -> Self:
+        """The fitted attack that :meth:`state` described, on ``settings.device``."""
+        attack = cls.from_settings(settings, **options)
+        num_features, num_classes = int(meta["num_features"]), int(meta["num_classes"])
+        net = attack.build_network(num_features, num_classes)
+        net.load_state_dict(dict(tensors))
+        attack.model_ = net.to(resolve_device(attack.device)).eval()
+        attack.num_classes_ = num_classes
+        attack.num_features_ = num_features
+        attack.threshold = float(meta["threshold"])
+        return attack
 
 
 def _posteriors(inputs: AttackInputs) -> Tensor:
@@ -343,6 +386,7 @@ class NN(NeuralAttack):
     """
 
     name: ClassVar[str] = "nn"
+    title: ClassVar[str] = "NN"
 
     def features(self, inputs: AttackInputs) -> Tensor:
         """The posterior vector, ``(N, K)``."""
@@ -358,6 +402,7 @@ class Top3NN(NeuralAttack):
     """
 
     name: ClassVar[str] = "top3_nn"
+    title: ClassVar[str] = "Top3-NN"
 
     def features(self, inputs: AttackInputs) -> Tensor:
         """The top-3 posteriors in descending order, ``(N, 3)``."""
@@ -376,6 +421,7 @@ class NNCls(NeuralAttack):
     """
 
     name: ClassVar[str] = "nncls"
+    title: ClassVar[str] = "NNCls"
 
     def features(self, inputs: AttackInputs) -> Tensor:
         """``[p_0..p_{K-1}, y_0..y_{K-1}]``, ``(N, 2K)``."""

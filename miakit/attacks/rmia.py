@@ -24,30 +24,44 @@ applied to ``x`` and ``z`` alike, as the authors' Privacy Meter code does
 and ``gamma = 1`` (its ``ratios > 1.0``; here ``>=``, as in the paper's
 definition, which only changes exact ties).
 
+The reference signals arrive in :meth:`RMIA.fit` as
+:class:`~miakit.attacks.base.ReferenceSignals`; ``fit`` computes the offline
+marginals ``Pr(x)`` and sorts the population's ratios once, and ``score`` only
+counts. Alignment is checked by ``sample_ids``.
+
 Example:
-    >>> attack = RMIA(refs_on_target, victim_on_pop, refs_on_pop)  # doctest: +SKIP
-    >>> scores = attack.score(victim_inputs)  # doctest: +SKIP
+    >>> refs = ReferenceSignals.from_inputs(on_target, on_pop, victim_on_pop)  # doctest: +SKIP
+    >>> RMIA().fit(None, refs).score(victim_inputs).scores  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from miakit.attacks.base import Attack, AttackInputs
+from miakit.attacks.base import Attack, AttackInputs, ReferenceSignals
+from miakit.attacks.signals import out_mean
 
-__all__ = ["RMIA", "offline_marginal", "rmia_scores", "true_label_probability"]
+__all__ = [
+    "DIVISION_FLOOR",
+    "RMIA",
+    "offline_marginal",
+    "rmia_count",
+    "rmia_fit",
+    "rmia_scores",
+    "true_label_probability",
+]
 
-_TINY = np.finfo(np.float64).tiny
+#: Floor on the marginal ``Pr(x)`` in the ratio ``p_y / Pr(x)``: it guards the division
+#: (a marginal of exactly 0), it is not a log clip. The smallest positive float64.
+DIVISION_FLOOR = np.finfo(np.float64).tiny
 
 
 def true_label_probability(inputs: AttackInputs) -> np.ndarray:
     """``Pr(x | theta) = p_y``, the model's posterior of the true label, ``(N,)`` float64."""
-    p = np.asarray(inputs.posteriors, dtype=np.float64)
-    return p[np.arange(p.shape[0]), np.asarray(inputs.labels, dtype=np.int64)]
+    return inputs.p_y
 
 
 def offline_marginal(
@@ -64,16 +78,7 @@ def offline_marginal(
         ``(N,)`` float64 ``Pr(x)``.
     """
     r = np.asarray(reference_py, dtype=np.float64)
-    if out is None:
-        mean_out = r.mean(axis=0)
-    else:
-        count = out.sum(axis=0)
-        if (count == 0).any():
-            raise ValueError(
-                f"{int((count == 0).sum())} samples have no OUT reference model; offline RMIA "
-                "needs at least one reference model that did not train on each sample"
-            )
-        mean_out = np.where(out, r, 0.0).sum(axis=0) / count
+    mean_out = out_mean(r, None if out is None else ~out, attack="RMIA")
     return 0.5 * ((1.0 + a) * mean_out + (1.0 - a))
 
 
@@ -136,17 +141,45 @@ def rmia_scores(
         )
     if pt.shape[0] == 0:
         raise ValueError("RMIA needs a non-empty population of known non-members")
-    if not 0.0 <= a <= 1.0:
-        raise ValueError(f"the offline coefficient a must lie in [0, 1], got {a}")
-    if not gamma > 0:
-        raise ValueError(f"gamma must be > 0, got {gamma}")
+    _check_options(a, gamma)
+    marginal_x, ratio_z = rmia_fit(r, pt, pr, a=a, reference_in=reference_in)
+    return rmia_count(t / np.maximum(marginal_x, DIVISION_FLOOR), ratio_z, gamma)
+
+
+def rmia_fit(
+    reference_py: np.ndarray,
+    population_target_py: np.ndarray,
+    population_reference_py: np.ndarray,
+    *,
+    a: float = 0.3,
+    reference_in: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What offline RMIA computes before scoring: ``Pr(x)`` and the sorted population ratios.
+
+    Arrays as in :func:`rmia_scores` (checked there or by :meth:`RMIA.fit`).
+
+    Returns:
+        ``(marginal_x, ratio_z)``: ``(N,)`` offline ``Pr(x)`` of the target samples and
+        ``(Z,)`` sorted ``p(z) / Pr(z)`` of the population.
+    """
     out = None
     if reference_in is not None:
         out = ~np.asarray(reference_in, dtype=bool)
-        if out.shape != r.shape:
-            raise ValueError(f"reference_in must have shape {r.shape} like reference_py")
-    ratio_x = t / np.maximum(offline_marginal(r, a, out), _TINY)
-    ratio_z = np.sort(pt / np.maximum(offline_marginal(pr, a), _TINY))
+        if out.shape != reference_py.shape:
+            raise ValueError(f"reference_in must have shape {reference_py.shape} like reference_py")
+    marginal_x = offline_marginal(reference_py, a, out)
+    ratio_z = np.sort(
+        population_target_py
+        / np.maximum(offline_marginal(population_reference_py, a), DIVISION_FLOOR)
+    )
+    return marginal_x, ratio_z
+
+
+def rmia_count(ratio_x: np.ndarray, ratio_z: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """``|{z : ratio_x / ratio_z >= gamma}| / Z`` per sample, exactly, by binary search.
+
+    ``ratio_z`` must be sorted (:func:`rmia_fit`); see :func:`rmia_scores`.
+    """
     z = ratio_z.shape[0]
 
     def dominates(rx: np.ndarray, rz: np.ndarray) -> np.ndarray:
@@ -168,42 +201,25 @@ def rmia_scores(
     return count / z
 
 
-def _py_matrix(reference: Sequence[AttackInputs] | np.ndarray, what: str) -> np.ndarray:
-    if isinstance(reference, np.ndarray):
-        return reference
-    refs = list(reference)
-    if not refs or not all(isinstance(x, AttackInputs) for x in refs):
-        raise ValueError(
-            f"{what} must be an (S, n) array of p_y or a non-empty list of AttackInputs, "
-            "one per reference model"
-        )
-    if any(not np.array_equal(x.labels, refs[0].labels) for x in refs):
-        raise ValueError(
-            f"the {what} models were evaluated on different samples (labels differ); every "
-            "reference must cover the same samples in the same order"
-        )
-    return np.stack([true_label_probability(x) for x in refs])
+def _check_options(a: float, gamma: float) -> None:
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"the offline coefficient a must lie in [0, 1], got {a}")
+    if not gamma > 0:
+        raise ValueError(f"gamma must be > 0, got {gamma}")
 
 
 @dataclass
 class RMIA(Attack):
     """Offline RMIA over reference models and a population of known non-members.
 
-    Beyond the paper (DESIGN.md): Zarifzadeh et al. 2024, scored by
-    :func:`rmia_scores`. Everything is given at construction, as the
-    reference (shadow) models' signals **on the target samples** and all
-    models' signals on the population; :meth:`fit` only returns ``self``.
+    Beyond the paper (DESIGN.md): Zarifzadeh et al. 2024. :meth:`fit` reads the
+    reference (shadow) models' ``p_y`` **on the target samples**, their ``p_y``
+    on the population and the target's ``p_y`` on the population
+    (:class:`ReferenceSignals`), and computes the offline marginals and the
+    sorted population ratios (:func:`rmia_fit`); :meth:`score` counts
+    (:func:`rmia_count`), so ``fit(...).score(t)`` equals :func:`rmia_scores`.
 
     Attributes:
-        reference: Reference models on the target samples: a list of
-            :class:`AttackInputs` (``membership`` = whether that reference
-            trained on each sample) or an ``(S, N)`` array of ``p_y``.
-        population: The target model on the population samples
-            (:class:`AttackInputs` or ``(Z,)`` ``p_y``).
-        population_reference: The reference models on the population samples
-            (list of :class:`AttackInputs` or ``(S, Z)`` ``p_y``).
-        reference_in: ``(S, N)`` bool IN matrix, overriding the references'
-            ``membership``; ``None`` and no membership = all OUT.
         a: Offline coefficient (default 0.3, Privacy Meter's default).
         gamma: Pairwise likelihood-ratio threshold (default 1).
         beta: Hard decision: member iff the score (fraction of the population
@@ -211,72 +227,48 @@ class RMIA(Attack):
     """
 
     name: ClassVar[str] = "rmia"
+    title: ClassVar[str] = "RMIA"
+    family: ClassVar[str] = "reference"
+    uses: ClassVar[frozenset[str]] = frozenset({"references"})
 
-    reference: Sequence[AttackInputs] | np.ndarray = field(repr=False, compare=False)
-    population: AttackInputs | np.ndarray = field(repr=False, compare=False)
-    population_reference: Sequence[AttackInputs] | np.ndarray = field(repr=False, compare=False)
-    reference_in: np.ndarray | None = field(default=None, repr=False, compare=False)
     a: float = 0.3
     gamma: float = 1.0
     beta: float = 0.5
+    references_: ReferenceSignals | None = field(default=None, init=False, repr=False)
+    marginal_x_: np.ndarray | None = field(default=None, init=False, repr=False)
+    ratio_z_: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.reference, np.ndarray):
-            self.reference = list(self.reference)
-        if not isinstance(self.population_reference, np.ndarray):
-            self.population_reference = list(self.population_reference)
-        self._ref_py = _py_matrix(self.reference, "reference")
-        self._pop_ref_py = _py_matrix(self.population_reference, "population_reference")
-        if isinstance(self.population, AttackInputs):
-            self._pop_py = true_label_probability(self.population)
-            if isinstance(self.population_reference, list) and not np.array_equal(
-                self.population.labels, self.population_reference[0].labels
-            ):
-                raise ValueError(
-                    "population and population_reference cover different samples (labels "
-                    "differ); evaluate the target and every reference on the same population"
-                )
-        else:
-            self._pop_py = np.asarray(self.population, dtype=np.float64)
-        self._in = self.reference_in
-        if self._in is None and isinstance(self.reference, list):
-            if all(x.membership is not None for x in self.reference):
-                self._in = np.stack([x.require_membership() for x in self.reference]).astype(bool)
-        # Validate shapes, a and gamma once, at construction, on an empty target.
-        rmia_scores(
-            np.zeros(0),
-            np.zeros((self._ref_py.shape[0], 0)),
-            self._pop_py,
-            self._pop_ref_py,
-            a=self.a,
-            gamma=self.gamma,
-            reference_in=None if self._in is None else np.zeros((self._ref_py.shape[0], 0), bool),
-        )
+        _check_options(self.a, self.gamma)
         self.threshold = float(self.beta)
 
-    def fit(self, shadow: AttackInputs | None = None) -> RMIA:
-        """No training: the reference and population signals are given at construction."""
+    def fit(
+        self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
+    ) -> RMIA:
+        """Offline marginals of the target samples and sorted population ratios.
+
+        Args:
+            shadows: not used.
+            references: the reference models on the target samples and on the
+                population, and the target model on the population.
+        """
+        refs = self._need("ReferenceSignals", references)
+        r = _check_py("reference p_y", np.ascontiguousarray(refs.p_y.T), 2)
+        pr = _check_py("population_reference_py", np.ascontiguousarray(refs.population_p_y.T), 2)
+        pt = _check_py("population_target_py", refs.target_population_p_y, 1)
+        if pt.shape[0] == 0:
+            raise ValueError("RMIA needs a non-empty population of known non-members")
+        self.marginal_x_, self.ratio_z_ = rmia_fit(
+            r, pt, pr, a=self.a, reference_in=np.ascontiguousarray(refs.is_in.T)
+        )
+        self.references_ = refs
         return self
 
-    def score(self, target: AttackInputs) -> np.ndarray:
+    def score_values(self, target: AttackInputs) -> np.ndarray:
         """RMIA scores of the target model on the reference samples, ``(N,)`` in ``[0, 1]``."""
-        if target.num_samples != self._ref_py.shape[1]:
-            raise ValueError(
-                f"the target has {target.num_samples} samples but the references cover "
-                f"{self._ref_py.shape[1]}: score the samples the references were evaluated on"
-            )
-        if isinstance(self.reference, list):
-            if not np.array_equal(self.reference[0].labels, target.labels):
-                raise ValueError(
-                    "the target's labels differ from the references': score the same samples "
-                    "in the same order"
-                )
-        return rmia_scores(
-            true_label_probability(target),
-            self._ref_py,
-            self._pop_py,
-            self._pop_ref_py,
-            a=self.a,
-            gamma=self.gamma,
-            reference_in=self._in,
-        )
+        if self.references_ is None:
+            raise ValueError("RMIA is not fitted; call fit(None, references) first")
+        self.references_.check_target(target, self.name)
+        t = _check_py("target_py", target.p_y, 1)
+        ratio_x = t / np.maximum(self.marginal_x_, DIVISION_FLOOR)
+        return rmia_count(ratio_x, self.ratio_z_, self.gamma)

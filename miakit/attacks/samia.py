@@ -22,7 +22,7 @@ Linear 64 + ReLU -> Linear 2. Trained with the attack-model schedule
 
 Example (the shadow and victim ``AttackInputs`` must carry ``sensitivity``):
     >>> attack = SAMIA(epochs=20).fit(shadow_inputs)  # doctest: +SKIP
-    >>> scores = attack.score(victim_inputs)  # doctest: +SKIP
+    >>> scores = attack.score(victim_inputs).scores  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ class SAMIA(NeuralAttack):
     """
 
     name: ClassVar[str] = "samia"
+    title: ClassVar[str] = "SAMIA"
 
     use_sensitivity: bool = True
     mlp: bool = False

@@ -20,6 +20,7 @@ classes at once, instead of the authors' scan that re-counts every sample
 for every candidate threshold (O(n^2) per class). It searches the same
 candidate set as that scan, so it finds the same maximal accuracy.
 
+All five are ``family = "threshold"`` and use the pooled shadow signals.
 Scores follow :class:`~miakit.attacks.base.Attack`: higher = member. For the
 class-wise attacks the score is the oriented margin past the sample's class
 threshold (``p_y - t_y`` for conf, ``t_y - H`` for xent and mentr), so
@@ -35,7 +36,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from miakit.attacks.base import Attack, AttackInputs
+from miakit._util import LOG_CLIP, safe_log, true_class_prob
+from miakit.attacks.base import Attack, AttackInputs, ReferenceSignals
 
 __all__ = [
     "LOG_CLIP",
@@ -53,9 +55,9 @@ __all__ = [
     "true_class_confidence",
 ]
 
-LOG_CLIP: float = 1e-30
-"""Smallest argument given to ``log`` in the entropies (Song & Mittal's constant), so
-``log 0`` never occurs: a probability of exactly 0 or 1 gives a large finite term."""
+# LOG_CLIP (``_util.LOG_CLIP``, 1e-30, Song & Mittal's constant) is the smallest argument
+# given to ``log`` in the entropies, so ``log 0`` never occurs: a probability of exactly 0 or 1
+# gives a large finite term. Re-exported here for existing imports.
 
 
 # --------------------------------------------------------------------------------------------------
@@ -82,10 +84,6 @@ def _labels(labels: np.ndarray, p: np.ndarray) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _safe_log(x: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(x, LOG_CLIP))
-
-
 def correctness(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Whether the model classifies each sample correctly, ``argmax_c p_c == y``, as 0/1.
 
@@ -100,8 +98,7 @@ def correctness(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def true_class_confidence(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The ground-truth-class probability ``p_y`` (Conf's signal; PAPER.md, attack 2)."""
     p = _rows(posteriors)
-    y = _labels(labels, p)
-    return p[np.arange(p.shape[0]), y]
+    return true_class_prob(p, _labels(labels, p))
 
 
 def entropy(posteriors: np.ndarray) -> np.ndarray:
@@ -110,7 +107,7 @@ def entropy(posteriors: np.ndarray) -> np.ndarray:
     ``log`` is applied to ``max(p, LOG_CLIP)``, so ``p_c = 0`` contributes 0.
     """
     p = _rows(posteriors)
-    return -(p * _safe_log(p)).sum(axis=1)
+    return -(p * safe_log(p)).sum(axis=1)
 
 
 def modified_entropy(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -126,9 +123,9 @@ def modified_entropy(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
     p = _rows(posteriors)
     y = _labels(labels, p)
     rows = np.arange(p.shape[0])
-    terms = -p * _safe_log(1.0 - p)  # the c != y terms
+    terms = -p * safe_log(1.0 - p)  # the c != y terms
     p_y = p[rows, y]
-    terms[rows, y] = -(1.0 - p_y) * _safe_log(p_y)
+    terms[rows, y] = -(1.0 - p_y) * safe_log(p_y)
     return terms.sum(axis=1)
 
 
@@ -370,12 +367,16 @@ class Gap(Attack):
     """
 
     name: ClassVar[str] = "gap"
+    title: ClassVar[str] = "Gap"
+    uses: ClassVar[frozenset[str]] = frozenset()
 
-    def fit(self, shadow: AttackInputs) -> Gap:
+    def fit(
+        self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
+    ) -> Gap:
         """Nothing to calibrate; returns ``self``."""
         return self
 
-    def score(self, target: AttackInputs) -> np.ndarray:
+    def score_values(self, target: AttackInputs) -> np.ndarray:
         """1.0 for correctly classified samples, 0.0 otherwise."""
         return correctness(target.posteriors, target.labels).astype(np.float64)
 
@@ -409,18 +410,22 @@ class _ClassWiseThresholdAttack(Attack):
         """The per-sample value the threshold is put on."""
         raise NotImplementedError
 
-    def fit(self, shadow: AttackInputs) -> _ClassWiseThresholdAttack:
-        """Choose each class's balanced-accuracy-maximising threshold on ``shadow``.
+    def fit(
+        self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
+    ) -> _ClassWiseThresholdAttack:
+        """Choose each class's balanced-accuracy-maximising threshold on ``shadows``.
 
         Args:
-            shadow: pooled shadow signals with ``membership`` (1 = shadow train).
+            shadows: pooled shadow signals with ``membership`` (1 = shadow train).
+            references: not used.
 
         Returns:
             ``self``, fitted.
 
         Raises:
-            ValueError: if ``shadow`` has no membership or lacks members or non-members.
+            ValueError: if ``shadows`` has no membership or lacks members or non-members.
         """
+        shadow = self._need("pooled shadow signals", shadows)
         m = shadow.require_membership()
         if m.sum() == 0 or m.sum() == m.size:
             raise ValueError(
@@ -450,7 +455,7 @@ class _ClassWiseThresholdAttack(Attack):
         self.shadow_fit = per_class
         return self
 
-    def score(self, target: AttackInputs) -> np.ndarray:
+    def score_values(self, target: AttackInputs) -> np.ndarray:
         """The margin past the sample's class threshold, oriented so ``>= 0`` means member."""
         if self.class_thresholds is None:
             raise ValueError(f"{self.name}: call fit(shadow) before score(target)")
@@ -475,11 +480,12 @@ class Conf(_ClassWiseThresholdAttack):
     """
 
     name: ClassVar[str] = "conf"
+    title: ClassVar[str] = "Conf"
     higher_is_member: ClassVar[bool] = True
 
     def signal(self, inputs: AttackInputs) -> np.ndarray:
         """``p_y``."""
-        return true_class_confidence(inputs.posteriors, inputs.labels)
+        return inputs.p_y
 
 
 @dataclass
@@ -491,6 +497,7 @@ class Xent(_ClassWiseThresholdAttack):
     """
 
     name: ClassVar[str] = "xent"
+    title: ClassVar[str] = "Xent"
     higher_is_member: ClassVar[bool] = False
 
     def signal(self, inputs: AttackInputs) -> np.ndarray:
@@ -507,6 +514,7 @@ class Mentr(_ClassWiseThresholdAttack):
     """
 
     name: ClassVar[str] = "mentr"
+    title: ClassVar[str] = "Mentr"
     higher_is_member: ClassVar[bool] = False
 
     def signal(self, inputs: AttackInputs) -> np.ndarray:
@@ -524,14 +532,18 @@ class Top1Conf(Attack):
     """
 
     name: ClassVar[str] = "top1_conf"
+    title: ClassVar[str] = "Top1-conf"
     shadow_fit: ThresholdFit | None = field(default=None, init=False, repr=False)
 
-    def fit(self, shadow: AttackInputs) -> Top1Conf:
-        """Choose the balanced-accuracy-maximising global threshold on ``shadow``.
+    def fit(
+        self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
+    ) -> Top1Conf:
+        """Choose the balanced-accuracy-maximising global threshold on ``shadows``.
 
         Raises:
-            ValueError: if ``shadow`` has no membership or lacks members or non-members.
+            ValueError: if ``shadows`` has no membership or lacks members or non-members.
         """
+        shadow = self._need("pooled shadow signals", shadows)
         m = shadow.require_membership()
         fit = best_threshold(top1_confidence(shadow.posteriors), m, None, True)
         if np.isnan(fit.thresholds[0]):
@@ -543,7 +555,7 @@ class Top1Conf(Attack):
         self.shadow_fit = fit
         return self
 
-    def score(self, target: AttackInputs) -> np.ndarray:
+    def score_values(self, target: AttackInputs) -> np.ndarray:
         """``max_c p_c``."""
         if self.shadow_fit is None:
             raise ValueError(f"{self.name}: call fit(shadow) before score(target)")
