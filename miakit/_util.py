@@ -29,6 +29,7 @@ __all__ = [
     "check_membership",
     "file_digest",
     "model_device",
+    "num_threads",
     "resolve_device",
     "safe_log",
     "seeded",
@@ -205,6 +206,20 @@ def seeded(seed: int, device: str | torch.device | None = None) -> Iterator[None
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (``None``: unchanged), then restore."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def model_device(model: nn.Module) -> torch.device:

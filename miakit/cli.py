@@ -23,10 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from miakit.experiment import ORIGINAL, PROFILES, Experiment, ExperimentConfig, profile
+from miakit import tables
+from miakit.config import ExperimentConfig, profile, profile_names
+from miakit.experiment import Experiment
 from miakit.plots import figures_root
+from miakit.run import find_notebooks, run_notebooks
 from miakit.store import Store
-from miakit.sweep import find_notebooks, run_notebooks
+from miakit.variants import ORIGINAL
 
 __all__ = ["main", "parse_set"]
 
@@ -50,6 +53,18 @@ def _print_table(title: str, frame: pd.DataFrame) -> None:
     print(f"\n{title}")
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+#: The columns of the accuracy tables ``miakit run`` prints.
+_MODEL_COLUMNS = [
+    "model",
+    "variant",
+    "train_acc",
+    "test_acc",
+    "gap",
+    "realised_sparsity",
+    "epsilon",
+]
 
 
 def _summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,20 +118,22 @@ def _pipeline_tables(args: argparse.Namespace, cfg: ExperimentConfig) -> None:
     defended = exp.variant(defense="ppb")
     _print_table(
         "Accuracy before and after pruning (members = train, non-members = test)",
-        exp.variants_table([ORIGINAL, pruned]),
+        tables.variants_table(exp, [ORIGINAL, pruned])[_MODEL_COLUMNS],
     )
-    original = _summary(exp.attack_table(ORIGINAL))
-    after = _summary(exp.attack_table(pruned))
+    original = _summary(tables.attack_table(exp, ORIGINAL))
+    after = _summary(tables.attack_table(exp, pruned))
     _print_table(
         f"Attacks on the victim: original vs pruned ({pruned.label}); shadows pruned alike",
         original.merge(after, on="attack", suffixes=("_original", "_pruned")),
     )
     _print_table(
         f"PPB defense (lambda={defended.defense.lam:g}) during fine-tuning: accuracy",
-        exp.variants_table([defended])[["model", "train_acc", "test_acc", "gap", "sparsity"]],
+        tables.variants_table(exp, defended)[
+            ["model", "train_acc", "test_acc", "gap", "realised_sparsity"]
+        ],
     )
-    nonadaptive = _summary(exp.attack_table(defended, shadows=pruned))
-    adaptive = _summary(exp.attack_table(defended))
+    nonadaptive = _summary(tables.attack_table(exp, defended, shadows=pruned))
+    adaptive = _summary(tables.attack_table(exp, defended))
     _print_table(
         "Attacks before (pruned) and after the defense: non-adaptive (shadows undefended) "
         "and adaptive (shadows defended)",
@@ -132,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="miakit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a profile's cached pipeline and print its tables")
-    run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    run.add_argument("--profile", default="quick", choices=sorted(profile_names()))
     run.add_argument(
         "--set",
         action="append",

@@ -1,135 +1,68 @@
-"""Grids of pipeline points, and running the notebooks.
+"""Grids of pipeline points over one :class:`~miakit.experiment.Experiment`.
 
-The paper's experiments are grids over one cached pipeline: pruning methods x
-sparsity levels (PAPER.md, "Pruning"), victim vs shadow pruning (adversary
-knowledge, "SAMIA"), SAMIA's ablations, and defense settings ("The defense").
-Each function here walks one grid on an :class:`~miakit.experiment.Experiment`
-and returns one tidy DataFrame (one row per point x attack). Every point is
-cached, so a sweep never trains the same model twice and a killed sweep
-resumes where it stopped.
+The paper's experiments are grids over one cached pipeline: pruning methods x sparsity
+levels (PAPER.md, "Pruning"), victim vs shadow pruning (adversary knowledge, "SAMIA"),
+SAMIA's ablations, and defense settings ("The defense"). Each function walks one grid
+and returns one tidy DataFrame with the columns of :mod:`miakit.tables` (one row per
+point x attack). Every point is cached, so a sweep never trains the same model twice
+and a killed sweep resumes where it stopped.
 
-:func:`run_notebooks` executes the numbered notebooks with papermill (the
-``miakit run`` command).
+A profile's sweep values are its :class:`~miakit.config.Grid` (``grid(profile)``).
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
-from miakit.attacks import BASELINES
-from miakit.defenses import LAMBDAS, NOISE_MULTIPLIERS, THETAS, DefenseParams, PPBParams
-from miakit.experiment import ORIGINAL, Experiment, Variant
-from miakit.metrics import results_frame
-from miakit.models import has_batchnorm, is_convnet
+from miakit import tables
+from miakit.config import Grid, grid
+from miakit.defenses import DefenseParams, NoDefense, make_defense
+from miakit.experiment import Experiment
+from miakit.models import ARCHS
+from miakit.plots.style import display_name
+from miakit.variants import ORIGINAL, Variant
 
 __all__ = [
-    "GRIDS",
+    "SAMIA_ABLATIONS",
     "Grid",
     "ablation_table",
     "defense_grid",
-    "find_notebooks",
     "grid",
-    "methods_arch",
     "knowledge_grid",
+    "knowledge_summary",
+    "methods_arch",
+    "methods_experiment",
     "pruning_grid",
-    "run_notebooks",
 ]
 
 
-@dataclass(frozen=True)
-class Grid:
-    """The sweep values a notebook uses under one profile.
-
-    Attributes:
-        sparsities: sparsity levels swept (PAPER.md, "Pruning": roughly 0.5-0.9).
-        pruners: the four pruning methods compared.
-        attacks: attacks run at every sweep point (the cheap ones plus SAMIA; the
-            full set is run on the default point in notebook 04).
-        lambdas, thetas, noise_multipliers: the defense settings (PAPER.md, "The
-            defense": lambda 1-16, theta 1-8, noise 0.01-1).
-        knowledge_sparsities: shadow sparsities for the adversary-knowledge grid.
-    """
-
-    sparsities: tuple[float, ...]
-    pruners: tuple[str, ...]
-    attacks: tuple[str, ...]
-    lambdas: tuple[float, ...]
-    thetas: tuple[float, ...]
-    noise_multipliers: tuple[float, ...]
-    knowledge_sparsities: tuple[float, ...]
-
-
-_ALL_PRUNERS = ("l1_unstructured", "l1_structured", "l2_structured", "slimming")
-
-GRIDS: dict[str, Grid] = {
-    "smoke": Grid(
-        (0.5, 0.7),
-        _ALL_PRUNERS,
-        ("conf", "mentr", "samia"),
-        (PPBParams.lam,),
-        THETAS[:1],
-        NOISE_MULTIPLIERS[-1:],
-        (0.5,),
-    ),
-    "quick": Grid(
-        (0.5, 0.7, 0.9),
-        _ALL_PRUNERS,
-        ("conf", "mentr", "nncls", "samia", "lira"),
-        LAMBDAS[::2],
-        THETAS[::2],
-        NOISE_MULTIPLIERS[1:],
-        (0.5, 0.9),
-    ),
-    "paper": Grid(
-        (0.5, 0.6, 0.7, 0.8, 0.9),
-        _ALL_PRUNERS,
-        BASELINES + ("samia", "lira", "rmia"),
-        LAMBDAS,
-        THETAS,
-        NOISE_MULTIPLIERS,
-        (0.5, 0.6, 0.8, 0.9),
-    ),
-}
-"""Sweep values per profile; the paper profile uses PAPER.md's full grids.
-
-The defense settings are the sweeps of :mod:`miakit.defenses` or slices of them
-(smoke: the PPB default, the smallest theta, the largest noise multiplier), never copies.
-"""
-
-
-def grid(profile_name: str) -> Grid:
-    """The :class:`Grid` of a profile (unknown names are a clear error)."""
-    if profile_name not in GRIDS:
-        raise ValueError(f"unknown profile {profile_name!r}; choose one of: {', '.join(GRIDS)}")
-    return GRIDS[profile_name]
-
-
 def methods_arch(exp: Experiment) -> str:
-    """An architecture on which all four pruning methods apply (conv + BatchNorm).
+    """An architecture on which all four pruning methods apply (conv filters + BatchNorm).
 
-    The experiment's own when it has both; otherwise ``signal_cnn`` for 1-D signals
-    (the quick profile's MLP has neither filters nor BatchNorm channels) and
-    ``small_cnn`` for images.
+    The experiment's own when it has both (:attr:`~miakit.models.ArchSpec.supports_all_pruners`);
+    otherwise the first tiny architecture of the same input kind that does: ``signal_cnn``
+    for 1-D signals (the quick profile's MLP has neither filters nor BatchNorm channels)
+    and ``small_cnn`` for images.
     """
-    model = exp.new_model()
-    if is_convnet(model) and has_batchnorm(model):
-        return exp.config.arch
-    return "signal_cnn" if exp.data.x.dim() == 2 else "small_cnn"
+    own = ARCHS[exp.config.arch]
+    if own.supports_all_pruners:
+        return own.name
+    for spec in ARCHS.values():
+        if spec.tiny and spec.supports_all_pruners and spec.kind == own.kind:
+            return spec.name
+    raise ValueError(f"no architecture of kind {own.kind!r} supports every pruning method")
 
 
-def _with_model_columns(exp: Experiment, frame: pd.DataFrame, variant: Variant) -> pd.DataFrame:
-    info = exp.model("victim", variant).info
-    frame.insert(0, "victim_test_acc", info["test_acc"])
-    frame.insert(0, "victim_train_acc", info["train_acc"])
-    frame.insert(0, "realised_sparsity", info.get("sparsity", 0.0))
-    return frame
+def methods_experiment(exp: Experiment) -> Experiment:
+    """The same experiment (data, split, seeds, store, device) on :func:`methods_arch`."""
+    config = replace(exp.config, arch=methods_arch(exp))
+    if config == exp.config:
+        return exp
+    return Experiment(config, store=exp.store, device=exp.device, progress=exp.progress)
 
 
 def pruning_grid(
@@ -142,26 +75,13 @@ def pruning_grid(
 ) -> pd.DataFrame:
     """Attack performance across pruning methods and sparsity levels.
 
-    PAPER.md, "Pruning" and claim 3: the risk depends on the pruning approach
-    and the sparsity. Shadows are pruned like the victim (the default adversary).
-
-    Returns:
-        One row per (pruner, sparsity, attack) with ``pruner``, ``sparsity``,
-        ``realised_sparsity``, the victim's train/test accuracy and every metric
-        column of :func:`miakit.metrics.results_frame`. ``include_original`` adds
-        the unpruned victim as ``pruner="original"``, ``sparsity=0``.
+    PAPER.md, "Pruning" and claim 3: the risk depends on the pruning approach and the
+    sparsity. Shadows are pruned like the victim (the default adversary).
+    ``include_original`` adds the unpruned victim (``victim_pruner == "none"``).
     """
-    frames = []
-    points: list[tuple[str, float, Variant]] = []
-    if include_original:
-        points.append(("original", 0.0, ORIGINAL))
-    points += [(p, s, exp.variant(p, s)) for p in pruners for s in sparsities]
-    for pruner, sparsity, variant in points:
-        frame = _with_model_columns(exp, exp.attack_table(variant, attacks=attacks), variant)
-        frame.insert(0, "sparsity", sparsity)
-        frame.insert(0, "pruner", pruner)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    variants = [ORIGINAL] if include_original else []
+    variants += [exp.variant(p, s) for p in pruners for s in sparsities]
+    return tables.attack_table(exp, variants, attacks=attacks)
 
 
 def knowledge_grid(
@@ -172,17 +92,42 @@ def knowledge_grid(
 ) -> pd.DataFrame:
     """Attacks with shadows pruned differently from the victim (adversary knowledge).
 
-    PAPER.md, "SAMIA": the default adversary prunes the shadows with the
-    victim's method and sparsity; this grid crosses every victim variant with
-    every shadow variant (mismatched method or sparsity).
+    PAPER.md, "SAMIA": the default adversary prunes the shadows with the victim's method
+    and sparsity (``adaptive`` true); this grid crosses every victim variant with every
+    shadow variant (mismatched method or sparsity).
     """
-    rows = [exp.attack(a, v, s) for v in victims for s in shadows for a in attacks]
-    frame = results_frame(rows)
-    frame.insert(2, "matched", frame["victim"] == frame["shadows"])
-    return frame
+    frames = [
+        tables.attack_table(exp, v, shadows=s, attacks=attacks) for v in victims for s in shadows
+    ]
+    return tables.ordered(pd.concat(frames, ignore_index=True))
 
 
-#: SAMIA and its ablations (PAPER.md, "SAMIA"), as (label, options).
+def knowledge_summary(frame: pd.DataFrame, victim: Variant, metric: str = "auc") -> pd.DataFrame:
+    """A knowledge grid summarised for one pruned victim: one row per adversary, one column
+    per attack.
+
+    Rows: the unpruned baseline (original victim, original shadows), matched shadows,
+    unpruned shadows, and the best and worst mismatched shadows.
+    """
+    cols = victim.columns("victim")
+    mine = frame
+    for k, v in cols.items():
+        mine = mine[mine[k] == v]
+    unpruned_shadows = mine["shadow_pruner"] == "none"
+    mismatched = mine[~mine["adaptive"] & ~unpruned_shadows].groupby("attack")[metric]
+    baseline = frame[(frame["victim_pruner"] == "none") & (frame["shadow_pruner"] == "none")]
+    rows = {
+        "no pruning (original vs original)": baseline.set_index("attack")[metric],
+        "matched shadows": mine[mine["adaptive"]].set_index("attack")[metric],
+        "unpruned shadows": mine[unpruned_shadows].set_index("attack")[metric],
+        "mismatched sparsity, best": mismatched.max(),
+        "mismatched sparsity, worst": mismatched.min(),
+    }
+    order = list(dict.fromkeys(frame["attack"]))
+    return pd.DataFrame(rows).T.reindex(columns=order)
+
+
+#: SAMIA and its ablations (PAPER.md, "SAMIA"), as (display label, options).
 SAMIA_ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("SAMIA", {}),
     ("SAMIA w/o sensitivity", {"use_sensitivity": False}),
@@ -191,15 +136,33 @@ SAMIA_ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-def ablation_table(exp: Experiment, variants: Sequence[Variant]) -> pd.DataFrame:
-    """SAMIA with and without the sensitivity feature, attention vs MLP."""
+def ablation_table(
+    exp: Experiment, variants: Sequence[Variant], baselines: Sequence[str] = ()
+) -> pd.DataFrame:
+    """SAMIA with and without the sensitivity feature, attention vs MLP, per variant.
+
+    ``ablation`` is a display column (the label of :data:`SAMIA_ABLATIONS`, or a
+    baseline attack's title); the options are real columns (``attack_use_sensitivity``,
+    ``attack_mlp``). ``baselines`` adds those attacks' rows for comparison.
+    """
     frames = []
-    for variant in variants:
-        for label, options in SAMIA_ABLATIONS:
-            frame = results_frame([exp.attack("samia", variant, **options)])
-            frame.insert(0, "ablation", label)
-            frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    for label, options in SAMIA_ABLATIONS:
+        frame = tables.attack_table(exp, variants, attacks=["samia"], **options)
+        frames.append(frame.assign(ablation=label))
+    if baselines:
+        frame = tables.attack_table(exp, variants, attacks=baselines)
+        frames.append(frame.assign(ablation=frame["attack"].map(display_name)))
+    out = tables.ordered(pd.concat(frames, ignore_index=True))
+    return out[["ablation", *[c for c in out.columns if c != "ablation"]]]
+
+
+#: Short symbols of the defense options shown in the ``setting`` display column.
+_SYMBOLS = {"lam": "λ", "theta": "θ", "noise_multiplier": "σ"}
+
+
+def _parameter(defense: DefenseParams) -> str:
+    params = {k: v for k, v in sorted(defense.params().items()) if v is not None}
+    return " ".join(f"{_SYMBOLS[k]}={v:g}" for k, v in params.items() if k in _SYMBOLS)
 
 
 def defense_grid(
@@ -211,108 +174,32 @@ def defense_grid(
 ) -> pd.DataFrame:
     """Privacy-utility of defenses applied during post-pruning fine-tuning.
 
-    PAPER.md, "The defense". For each setting, a
-    :class:`~miakit.defenses.DefenseParams` (``NoDefense()`` is the undefended pruned
-    model) or a ``(name, options)`` pair such as ``("ppb", {"lam": 4.0})``: the
-    victim's test accuracy and sparsity, the privacy budget epsilon where there is
-    one, and every attack's metrics, non-adaptive (shadows pruned without the defense)
-    and/or adaptive (shadows pruned with the same defense and setting).
+    PAPER.md, "The defense". For each setting, a :class:`~miakit.defenses.DefenseParams`
+    (``NoDefense()`` is the undefended pruned model) or a ``(name, options)`` pair: every
+    attack's metrics, non-adaptive (shadows pruned without the defense) and/or adaptive
+    (shadows pruned with the same defense and setting), with the victim's accuracy,
+    realised sparsity and epsilon as columns. ``parameter`` (e.g. ``"λ=4"``) and
+    ``setting`` (``"ppb λ=4"``) are display columns.
     """
     pruned = exp.variant()
     frames = []
     for setting in settings:
         if isinstance(setting, DefenseParams):
-            victim = exp.variant(defense=setting)
+            defense = setting
         else:
             name, options = setting
-            victim = exp.variant(defense=name, **dict(options))
-        defense = victim.defense.name
-        info = exp.model("victim", victim).info
+            defense = make_defense(name, **dict(options))
+        victim = exp.variant(defense=defense)
         for is_adaptive in adaptive:
-            if defense == "none" and not is_adaptive and True in adaptive:
-                continue  # identical to the adaptive row: shadows are the same
+            if isinstance(defense, NoDefense) and not is_adaptive and True in adaptive:
+                continue  # identical to the adaptive row: the shadows are the same
             shadows = victim if is_adaptive else pruned
-            frame = exp.attack_table(victim, shadows, attacks=attacks)
-            frame.insert(0, "adaptive", is_adaptive)
-            frame.insert(0, "epsilon", info.get("defense_epsilon"))
-            frame.insert(0, "sparsity", info.get("sparsity"))
-            frame.insert(0, "test_acc", info["test_acc"])
-            frame.insert(0, "setting", _setting_label(defense, victim))
-            frame.insert(0, "defense", defense)
-            frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _setting_label(defense: str, variant: Variant) -> str:
-    params = {k: v for k, v in sorted(variant.defense.params().items()) if v is not None}
-    short = {"lam": "λ", "theta": "θ", "noise_multiplier": "σ"}
-    shown = [f"{short[k]}={v:g}" for k, v in params.items() if k in short]
-    return defense if not shown else f"{defense} {' '.join(shown)}"
-
-
-# -- notebooks ----------------------------------------------------------------------------
-
-_NOTEBOOK = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
-
-
-def find_notebooks(root: str | Path = "notebooks", only: Sequence[str] | None = None) -> list[Path]:
-    """The numbered notebooks in reading order, optionally only some (``["03", "04"]``)."""
-    folder = Path(root)
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"no notebooks folder at {folder.resolve()}; run miakit from the repository root "
-            "or pass --notebooks PATH"
-        )
-    books = sorted(p for p in folder.iterdir() if _NOTEBOOK.match(p.name))
-    if only:
-        wanted = {o.strip().zfill(2) for o in only}
-        unknown = wanted - {p.name[:2] for p in books}
-        if unknown:
-            raise ValueError(
-                f"no notebook numbered {sorted(unknown)}; available: "
-                f"{', '.join(p.name[:2] for p in books)}"
+            frame = tables.attack_table(exp, victim, shadows=shadows, attacks=attacks)
+            parameter = _parameter(defense)
+            frames.append(
+                frame.assign(
+                    parameter=parameter,
+                    setting=f"{defense.name} {parameter}".strip(),
+                )
             )
-        books = [p for p in books if p.name[:2] in wanted]
-    return books
-
-
-def run_notebooks(
-    notebooks: Sequence[Path],
-    *,
-    profile: str,
-    parameters: Mapping[str, Any] | None = None,
-    output_dir: str | Path = "runs",
-    progress: bool = True,
-) -> list[Path]:
-    """Execute notebooks with papermill; executed copies go to ``output_dir/<profile>/``.
-
-    Each notebook runs in its own folder (so its relative paths work) with
-    ``profile`` and ``parameters`` injected after its ``parameters`` cell;
-    ``MIAKIT_PROFILE`` is set for the kernel too.
-    """
-    import papermill as pm
-
-    out = Path(output_dir) / profile
-    out.mkdir(parents=True, exist_ok=True)
-    params = {"profile": profile, **dict(parameters or {})}
-    done = []
-    old = os.environ.get("MIAKIT_PROFILE")
-    os.environ["MIAKIT_PROFILE"] = profile
-    try:
-        for nb in notebooks:
-            target = out / nb.name
-            pm.execute_notebook(
-                str(nb),
-                str(target),
-                parameters=params,
-                cwd=str(nb.parent),
-                progress_bar=progress,
-                kernel_name="python3",
-            )
-            done.append(target)
-    finally:
-        if old is None:
-            os.environ.pop("MIAKIT_PROFILE", None)
-        else:
-            os.environ["MIAKIT_PROFILE"] = old
-    return done
+    return tables.ordered(pd.concat(frames, ignore_index=True))

@@ -1,13 +1,20 @@
-"""Tests of the config, profiles and the cached pipeline (miakit.experiment, miakit.cli)."""
+"""Tests of the config, profiles, variants and the cached steps (config, variants, steps, cli)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-import miakit.experiment as E
+import miakit.steps as S
+from miakit import tables
 from miakit.cli import main, parse_set
+from miakit.config import PROFILES, grid, profile_names
+from miakit.defenses import LAMBDAS, NOISE_MULTIPLIERS, THETAS
 from miakit.experiment import Experiment, ExperimentConfig, profile
+from miakit.prune import PRUNERS
+from miakit.splits import split_sizes
 from miakit.store import Store
+from miakit.variants import ORIGINAL, Variant
 
 
 @pytest.fixture
@@ -22,15 +29,16 @@ def test_profiles_follow_the_paper():
     assert (paper.train.weight_decay, paper.train.patience) == (5e-4, 5)
     assert paper.finetune_config.epochs == 50
     assert (paper.pruner, paper.sparsity, paper.split_seed) == ("l1_unstructured", 0.7, 7)
-    assert profile("quick").dataset in ("mnist1d", "digits")
+    assert profile("quick").dataset == "mnist1d"
+    assert profile("smoke").dataset == "digits"
 
 
 def test_profile_env_and_overrides(monkeypatch):
     monkeypatch.setenv("MIAKIT_PROFILE", "smoke")
-    assert profile() == E.PROFILES["smoke"]
+    assert profile() == PROFILES["smoke"].config
     cfg = profile("smoke", sparsity=0.5, **{"train.epochs": 3})
     assert cfg.sparsity == 0.5 and cfg.train.epochs == 3
-    assert cfg.train.patience == E.PROFILES["smoke"].train.patience
+    assert cfg.train.patience == PROFILES["smoke"].config.train.patience
 
 
 @pytest.mark.parametrize(
@@ -60,13 +68,13 @@ def test_unknown_profile():
 
 def test_victim_is_trained_once_then_loaded(smoke, monkeypatch):
     calls = []
-    real_fit = E.fit
+    real_fit = S.fit
 
     def counting_fit(*args, **kwargs):
         calls.append(1)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(E, "fit", counting_fit)
+    monkeypatch.setattr(S, "fit", counting_fit)
     first = smoke.victim()
     again = Experiment(smoke.config, store=smoke.store, device="cpu").victim()
     assert len(calls) == 1
@@ -77,18 +85,32 @@ def test_victim_is_trained_once_then_loaded(smoke, monkeypatch):
 
 
 def test_roles_have_disjoint_members_and_distinct_seeds(smoke):
+    v = smoke.splits.victim
     train, dev, test = smoke.role_data("victim")
-    s_train, _, _ = smoke.role_data("shadow0")
-    assert len(train) == len(test) - (len(test) - len(train))  # sizes come from paper_splits
+    # the victim's train, dev and test parts are pairwise disjoint
+    assert not set(v.train) & set(v.dev) and not set(v.train) & set(v.test)
+    assert not set(v.dev) & set(v.test)
+    # and role_data returns exactly those samples (not, say, train twice)
+    assert np.array_equal(test.y.numpy(), smoke.data.y[v.test].numpy())
+    assert np.array_equal(train.y.numpy(), smoke.data.y[v.train].numpy())
+    assert np.array_equal(dev.x.numpy(), smoke.data.x[v.dev].numpy())
+    # no victim member or non-member is in any shadow's data
+    for role, s in zip(smoke.roles()[1:], smoke.splits.shadows, strict=True):
+        shadow_samples = set(s.train) | set(s.dev) | set(s.test)
+        assert not shadow_samples & (set(v.train) | set(v.test)), role
+        s_train, _, s_test = smoke.role_data(role)
+        assert np.array_equal(s_test.y.numpy(), smoke.data.y[s.test].numpy())
+        assert len(s_train) == len(s.train)
+    sizes = split_sizes(len(smoke.data))
+    assert (len(v.train), len(v.dev), len(v.test)) == sizes
     assert smoke.roles() == ["victim", "shadow0", "shadow1"]
     assert len({smoke.role_seed(r) for r in smoke.roles()}) == 3
     with pytest.raises(ValueError, match="unknown role"):
         smoke.role_data("shadow7")
-    assert len(s_train) > 0 and len(dev) > 0
 
 
 def test_accuracy_table(smoke):
-    table = smoke.accuracy_table()
+    table = tables.accuracy_table(smoke)
     assert list(table["model"]) == ["victim", "shadow0", "shadow1"]
     assert ((table["gap"] - (table["train_acc"] - table["test_acc"])).abs() < 1e-12).all()
 
@@ -114,3 +136,37 @@ def test_config_is_hashable_and_frozen():
     assert hash(cfg) == hash(ExperimentConfig())
     with pytest.raises(AttributeError):
         cfg.sparsity = 0.1  # type: ignore[misc]
+
+
+def test_grids_import_the_paper_lists_and_slice_them():
+    assert grid("paper").lambdas is LAMBDAS and grid("paper").thetas is THETAS
+    assert grid("paper").noise_multipliers is NOISE_MULTIPLIERS
+    assert grid("quick").lambdas == LAMBDAS[::2] and grid("quick").thetas == THETAS[::2]
+    assert set(grid("quick").pruners) == set(PRUNERS)
+    assert profile_names() == tuple(PROFILES) == ("smoke", "quick", "paper")
+    assert [d.name for d in grid("smoke").defenses()] == ["ppb", "advreg", "dpsgd"]
+
+
+def test_bad_variant_fails_before_any_training(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a bad variant must fail before training")
+
+    monkeypatch.setattr(S, "fit", no_training)
+    for bad in (1.5, -0.1, True, "0.7"):
+        with pytest.raises(ValueError, match="sparsity must be a number"):
+            Variant("l1_unstructured", bad)
+    with pytest.raises(ValueError, match="unknown pruning method"):
+        Variant("magic", 0.5)
+
+
+def test_variant_columns_are_real_columns():
+    from miakit.defenses import PPBParams
+
+    cols = Variant("l1_unstructured", 0.7, PPBParams(lam=2.0)).columns("victim")
+    assert cols == {
+        "victim_pruner": "l1_unstructured",
+        "victim_sparsity": 0.7,
+        "victim_defense": "ppb",
+        "victim_defense_lam": 2.0,
+    }
+    assert ORIGINAL.columns("shadow")["shadow_pruner"] == "none"

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 import miakit.experiment as E
+import miakit.steps as S
+from miakit import tables
 from miakit.attacks import ATTACKS
 from miakit.attacks.threshold import Conf
 from miakit.defenses import DPSGDParams, NoDefense, PPBParams
@@ -57,12 +59,12 @@ def test_pruned_models_are_cached_and_sparse(exp, monkeypatch):
     first = exp.model("victim", pruned)
     report = sparsity_report(first.model, tuple(exp.data.x.shape[1:]))
     assert abs(report.sparsity - 0.7) < 0.01
-    assert first.info["sparsity"] == pytest.approx(report.sparsity)
+    assert first.info["realised_sparsity"] == pytest.approx(report.sparsity)
 
     def boom(*a, **k):
         raise AssertionError("a cached pruned model was recomputed")
 
-    monkeypatch.setattr(E, "prune_model", boom)
+    monkeypatch.setattr(S, "prune_model", boom)
     again = Experiment(exp.config, store=exp.store, device="cpu").model("victim", pruned)
     for k, v in first.model.state_dict().items():
         assert torch.equal(v, again.model.state_dict()[k]), k
@@ -80,16 +82,18 @@ def test_signals_are_balanced_and_complete(exp):
 
 
 def test_attack_table_covers_every_attack_and_is_cached(exp, monkeypatch):
-    table = exp.attack_table(exp.variant())
+    table = tables.attack_table(exp, exp.variant())
     assert list(table["attack"]) == list(ATTACKS)
     assert table["auc"].between(0, 1).all()
-    assert (table["victim"] == "l1_unstructured@0.7").all()
+    assert (table["victim_pruner"] == "l1_unstructured").all()
+    assert (table["victim_sparsity"] == 0.7).all() and table["adaptive"].all()
+    assert (table["victim_realised_sparsity"] - 0.7).abs().max() < 0.01
 
     def boom(*a, **k):
         raise AssertionError("a cached attack was re-run")
 
     monkeypatch.setattr(E, "make_attack", boom)
-    again = exp.attack_table(exp.variant())
+    again = tables.attack_table(exp, exp.variant())
     assert again.equals(table)
 
 
@@ -111,8 +115,13 @@ def test_nonadaptive_and_adaptive_defense(exp):
     adaptive = exp.attack_scores("conf", defended)
     np.testing.assert_array_equal(adaptive.scores, Conf().fit(pool_defended).score(target).scores)
     assert not np.array_equal(adaptive.scores, nonadaptive.scores)
-    assert nonadaptive.columns == {"victim": defended.label, "shadows": pruned.label}
-    assert adaptive.columns["shadows"] == defended.label
+    assert nonadaptive.columns == {
+        **exp.columns(),
+        **defended.columns("victim"),
+        **pruned.columns("shadow"),
+        "adaptive": False,
+    }
+    assert adaptive.columns["shadow_defense"] == "ppb" and adaptive.columns["adaptive"]
 
 
 def test_dpsgd_variant_reloads_with_converted_norms(exp):

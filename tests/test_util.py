@@ -132,3 +132,12 @@ def test_safe_log_and_true_class_prob() -> None:
     np.testing.assert_array_equal(_util.true_class_prob(p, np.array([1, 0])), [0.9, 0.7])
     with pytest.raises(ValueError, match=r"lie in \[0, 2\)"):
         _util.true_class_prob(p, np.array([2, 0]))
+
+
+def test_num_threads_sets_and_restores() -> None:
+    before = torch.get_num_threads()
+    with _util.num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with _util.num_threads(None):
+        assert torch.get_num_threads() == before

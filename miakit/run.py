@@ -1,0 +1,81 @@
+"""Executing the numbered notebooks with papermill (what ``miakit run`` does after its tables).
+
+:func:`find_notebooks` lists ``notebooks/NN_*.ipynb`` in reading order;
+:func:`run_notebooks` executes them, one kernel each, with the profile and parameters
+injected after each notebook's ``parameters`` cell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["find_notebooks", "run_notebooks"]
+
+_NOTEBOOK = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
+
+
+def find_notebooks(root: str | Path = "notebooks", only: Sequence[str] | None = None) -> list[Path]:
+    """The numbered notebooks in reading order, optionally only some (``["03", "04"]``)."""
+    folder = Path(root)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no notebooks folder at {folder.resolve()}; run miakit from the repository root "
+            "or pass --notebooks PATH"
+        )
+    books = sorted(p for p in folder.iterdir() if _NOTEBOOK.match(p.name))
+    if only:
+        wanted = {o.strip().zfill(2) for o in only}
+        unknown = wanted - {p.name[:2] for p in books}
+        if unknown:
+            raise ValueError(
+                f"no notebook numbered {sorted(unknown)}; available: "
+                f"{', '.join(p.name[:2] for p in books)}"
+            )
+        books = [p for p in books if p.name[:2] in wanted]
+    return books
+
+
+def run_notebooks(
+    notebooks: Sequence[Path],
+    *,
+    profile: str,
+    parameters: Mapping[str, Any] | None = None,
+    output_dir: str | Path = "runs",
+    progress: bool = True,
+) -> list[Path]:
+    """Execute notebooks with papermill; executed copies go to ``output_dir/<profile>/``.
+
+    Each notebook runs in its own folder (so its relative paths work) with
+    ``profile`` and ``parameters`` injected after its ``parameters`` cell;
+    ``MIAKIT_PROFILE`` is set for the kernel too.
+    """
+    import papermill as pm
+
+    out = Path(output_dir) / profile
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"profile": profile, **dict(parameters or {})}
+    done = []
+    old = os.environ.get("MIAKIT_PROFILE")
+    os.environ["MIAKIT_PROFILE"] = profile
+    try:
+        for nb in notebooks:
+            target = out / nb.name
+            pm.execute_notebook(
+                str(nb),
+                str(target),
+                parameters=params,
+                cwd=str(nb.parent),
+                progress_bar=progress,
+                kernel_name="python3",
+            )
+            done.append(target)
+    finally:
+        if old is None:
+            os.environ.pop("MIAKIT_PROFILE", None)
+        else:
+            os.environ["MIAKIT_PROFILE"] = old
+    return done

@@ -1,0 +1,277 @@
+"""The model steps of the cached pipeline: data, split, roles, train, prune, fine-tune/defend.
+
+:class:`ModelSteps` is the half of :class:`~miakit.experiment.Experiment` that makes
+models: the dataset pool and the paper's split (PAPER.md, "Data and splits"), each
+role's seed, the victim and shadows (PAPER.md, "Models and training"), and their pruned
+and defended variants (PAPER.md, "Pruning", "The defense"). Every model is cached under
+:meth:`ModelSteps._model_key`, the one key of a model everywhere. The prune ->
+fine-tune -> measure -> save -> reload round trip happens in one place,
+:meth:`ModelSteps.model`: :func:`~miakit.prune.prune_model`,
+:func:`miakit.defenses.finetune`, :func:`~miakit.prune.sparsity_report`, the store;
+reloading is ``variant.defense.rebuild``, :func:`~miakit.prune.restore_masks`,
+``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from miakit import defenses
+from miakit._util import num_threads
+from miakit.config import ExperimentConfig
+from miakit.data import DATASETS, Data, Splits, load_dataset, paper_splits
+from miakit.defenses import DefenseParams, make_defense
+from miakit.models import ARCHS, build_model
+from miakit.prune import prune_model, restore_masks, sparsity_report
+from miakit.splits import Split
+from miakit.store import Store
+from miakit.train import FitResult, accuracy, fit, resolve_device
+from miakit.variants import ORIGINAL, Variant
+
+__all__ = ["STEP_VERSIONS", "ModelSteps", "TrainedModel"]
+
+#: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
+STEP_VERSIONS = {"train": 3, "prune": 2, "signals": 1, "attack": 2}
+
+
+@dataclass
+class TrainedModel:
+    """A model with what the cache recorded about it (accuracies, fit history)."""
+
+    role: str
+    model: nn.Module
+    info: dict[str, Any]
+
+
+class ModelSteps:
+    """Data, split, roles and the cached models of one config (see ``Experiment``)."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        store: Store | None = None,
+        device: str | torch.device | None = "auto",
+        data_root: str | Path | None = None,
+        progress: bool = False,
+        threads: int | str | None = "auto",
+    ) -> None:
+        self.config = config
+        self.store = store or Store()
+        self.device = resolve_device(device)
+        self.data_root = data_root
+        self.progress = progress
+        if threads == "auto":
+            threads = 1 if self.device.type == "cpu" and ARCHS[config.arch].tiny else None
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be 'auto', None or an int >= 1, got {threads!r}")
+        self.threads = threads
+        self._fitted: dict[str, Any] = {}
+
+    # -- data ------------------------------------------------------------------------------
+    @cached_property
+    def data(self) -> Data:
+        """The dataset pool (train and test concatenated), on the CPU."""
+        return load_dataset(
+            self.config.dataset, self.data_root, **dict(self.config.dataset_options)
+        )
+
+    @cached_property
+    def splits(self) -> Splits:
+        """Victim and shadow splits (PAPER.md, "Data and splits")."""
+        return paper_splits(
+            len(self.data), seed=self.config.split_seed, num_shadows=self.config.num_shadows
+        )
+
+    def roles(self) -> list[str]:
+        """``["victim", "shadow0", ...]``."""
+        return ["victim"] + [f"shadow{i}" for i in range(self.config.num_shadows)]
+
+    def _split(self, role: str) -> Split:
+        if role == "victim":
+            return self.splits.victim
+        if role.startswith("shadow") and role[6:].isdigit():
+            i = int(role[6:])
+            if i < len(self.splits.shadows):
+                return self.splits.shadows[i]
+        raise ValueError(f"unknown role {role!r}; roles are {self.roles()}")
+
+    def role_data(self, role: str) -> tuple[Data, Data, Data]:
+        """``(train, dev, test)`` data of a role (members = train, non-members = test)."""
+        s = self._split(role)
+        return self.data.subset(s.train), self.data.subset(s.dev), self.data.subset(s.test)
+
+    def role_seed(self, role: str) -> int:
+        """Init/batch-order seed: victim ``seed``, shadow ``i`` ``seed + 1 + i``."""
+        return self.config.seed if role == "victim" else self.config.seed + 1 + int(role[6:])
+
+    # -- keys ------------------------------------------------------------------------------
+    def _base_key(self, role: str) -> dict[str, Any]:
+        c = self.config
+        return {
+            "dataset": c.dataset,
+            "dataset_options": c.dataset_options,
+            "split_seed": c.split_seed,
+            "num_shadows": c.num_shadows if role != "victim" else None,
+            "arch": c.arch,
+            "role": role,
+            "seed": self.role_seed(role),
+            "train": replace(c.train, seed=self.role_seed(role)),
+            "version": STEP_VERSIONS["train"],
+        }
+
+    def new_model(self) -> nn.Module:
+        """A freshly initialised network of the configured architecture."""
+        info = DATASETS[self.config.dataset]
+        shape = tuple(self.data.x.shape[1:]) if "data" in self.__dict__ else info.input_shape
+        return build_model(self.config.arch, info.num_classes, tuple(shape))
+
+    # -- trained models ----------------------------------------------------------------------
+    def trained(self, role: str) -> TrainedModel:
+        """The victim or a shadow, trained once and then loaded from the cache."""
+        with num_threads(self.threads):
+            return self._trained(role)
+
+    def _trained(self, role: str) -> TrainedModel:
+        key = self._base_key(role)
+        if not self.store.has("model", key):
+            train, dev, test = self.role_data(role)
+            seed = self.role_seed(role)
+            torch.manual_seed(seed)
+            model = self.new_model()  # initialised under the role's seed
+            result: FitResult = fit(
+                model,
+                train,
+                dev,
+                replace(self.config.train, seed=seed),
+                device=self.device,
+                progress=self.progress,
+                checkpoint=self.store.scratch("model", key, "ckpt"),
+                desc=f"train {role}",
+            )
+            info = {
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "best_dev_acc": result.best_dev_acc,
+                "train_acc": accuracy(model, train, device=self.device),
+                "test_acc": accuracy(model, test, device=self.device),
+                "history": [list(h.values()) for h in result.history],
+            }
+            self.store.save_model("model", key, model.cpu(), info)
+        else:
+            model = self.new_model()
+        info = self.store.load_model("model", key, model)  # verified round trip either way
+        return TrainedModel(role, model.to(self.device).eval(), info)
+
+    def victim(self) -> TrainedModel:
+        """The victim model (trained on the victim split's train part)."""
+        return self.trained("victim")
+
+    def shadows(self) -> list[TrainedModel]:
+        """All shadow models, each trained on its own re-split of the shadow half."""
+        return [self.trained(f"shadow{i}") for i in range(self.config.num_shadows)]
+
+    # -- pruned and defended models -------------------------------------------------------
+    def variant(
+        self,
+        pruner: str | None = None,
+        sparsity: float | None = None,
+        defense: str | DefenseParams = "none",
+        **options: Any,
+    ) -> Variant:
+        """A pruned :class:`Variant` with the config's pruner/sparsity as defaults.
+
+        ``defense`` is a name of :data:`~miakit.defenses.DEFENSES` with its ``options``
+        (defaults from the defense's dataclass: ``defense="ppb"`` is lambda 4), or a
+        ready :class:`~miakit.defenses.DefenseParams`.
+        """
+        if isinstance(defense, DefenseParams):
+            if options:
+                raise ValueError(
+                    f"options {sorted(options)} given with a ready {defense!r}; "
+                    "put them in the DefenseParams instead"
+                )
+            params = defense
+        else:
+            params = make_defense(defense, **options)
+        return Variant(
+            pruner or self.config.pruner,
+            self.config.sparsity if sparsity is None else sparsity,
+            params,
+        )
+
+    def _variant_key(self, role: str, variant: Variant) -> dict[str, Any]:
+        return {
+            "base": self._base_key(role),
+            "pruner": variant.pruner,
+            "sparsity": variant.sparsity,
+            # the shape hashed before defenses were dataclasses: name + sorted options
+            "defense": variant.defense.name,
+            "defense_params": tuple(sorted(variant.defense.params().items())),
+            "finetune": replace(self.config.finetune_config, seed=self.role_seed(role)),
+            "version": STEP_VERSIONS["prune"],
+        }
+
+    def model(self, role: str, variant: Variant = ORIGINAL) -> TrainedModel:
+        """A role's model in a variant: original, or pruned + fine-tuned (+ defended).
+
+        PAPER.md, "Pruning": one-shot prune of the best checkpoint, then fine-tune
+        for half the training epochs with the same optimizer and early stopping;
+        every shadow is pruned the same way on its own shadow-train split.
+        """
+        if variant.is_original:
+            return self.trained(role)
+        with num_threads(self.threads):
+            return self._pruned(role, variant)
+
+    def _pruned(self, role: str, variant: Variant) -> TrainedModel:
+        key = self._variant_key(role, variant)
+        if not self.store.has("model", key):
+            base = self.trained(role)
+            model = copy.deepcopy(base.model)
+            prune_model(model, variant.pruner, variant.sparsity)
+            train, dev, test = self.role_data(role)
+            result = defenses.finetune(
+                model,
+                train,
+                dev,
+                replace(self.config.finetune_config, seed=self.role_seed(role)),
+                variant.defense,
+                device=self.device,
+                progress=self.progress,
+            )
+            model = result.model if result.model is not None else model
+            report = sparsity_report(model, tuple(self.data.x.shape[1:]))
+            info = {
+                "train_acc": accuracy(model, train, device=self.device),
+                "test_acc": accuracy(model, test, device=self.device),
+                "realised_sparsity": report.sparsity,
+                "sparsity_all": report.sparsity_all,
+                "macs_fraction": report.macs_fraction,
+                **{f"defense_{k}": v for k, v in result.record().items()},
+            }
+            self.store.save_model("model", key, model.cpu(), info)
+        tensors, info = self.store.load_tensors("model", key)
+        model = variant.defense.rebuild(self.new_model())
+        restore_masks(model, tensors)
+        model.load_state_dict(tensors)
+        return TrainedModel(role, model.to(self.device).eval(), info)
+
+    def _model_key(self, role: str, variant: Variant) -> dict[str, Any]:
+        return self._base_key(role) if variant.is_original else self._variant_key(role, variant)
+
+    def describe(self) -> dict[str, Any]:
+        """The config as a plain dict (for notebook headers)."""
+        return asdict(self.config)
+
+    def columns(self) -> dict[str, Any]:
+        """The experiment's columns of every result row: dataset, arch, seed, split seed."""
+        c = self.config
+        return {"dataset": c.dataset, "arch": c.arch, "seed": c.seed, "split_seed": c.split_seed}
