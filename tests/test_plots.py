@@ -124,10 +124,17 @@ REGISTRY_TITLES = {
 
 def test_display_name_of_registry_keys() -> None:
     from miakit.attacks import ATTACKS
+    from miakit.data import DATASETS
     from miakit.defenses import DEFENSES
     from miakit.prune import PRUNERS
 
     assert set(REGISTRY_TITLES) == {*ATTACKS, *PRUNERS, *DEFENSES}
+    # The texts come from the registries' titles, not from a copy in DISPLAY_NAMES
+    # (column titles only), so a changed title changes display_name and fails here.
+    registry_keys = {*ATTACKS, *PRUNERS, *DEFENSES, *DATASETS}
+    assert not registry_keys & set(plots.DISPLAY_NAMES), "DISPLAY_NAMES repeats registry keys"
+    titles = {k: r[k].title for r in (ATTACKS, PRUNERS, DEFENSES) for k in r}
+    assert titles == REGISTRY_TITLES
     assert {k: plots.display_name(k) for k in REGISTRY_TITLES} == REGISTRY_TITLES
 
 
@@ -139,9 +146,13 @@ def test_display_name_reads_registry_titles(monkeypatch: pytest.MonkeyPatch) -> 
     assert plots.display_name("samia") == "SAMIA (test)"
     assert DATASETS["cifar10"].title == "CIFAR-10"
     assert plots.display_name("cifar10") == "CIFAR-10"
-    # An entry without a title falls back to DISPLAY_NAMES, then to the key itself.
+    # An entry without a title shows its key as it is (DISPLAY_NAMES has no registry keys).
     monkeypatch.setattr(ATTACKS["samia"], "title", "", raising=False)
-    assert plots.display_name("samia") == "SAMIA"
+    assert plots.display_name("samia") == "samia"
+    assert plots.display_name("l1_unstructured@0.7") == "L1 unstructured@0.7"
+    # ... unless a notebook adds a DISPLAY_NAMES entry for it.
+    monkeypatch.setitem(plots.DISPLAY_NAMES, "samia", "SAMIA (notebook)")
+    assert plots.display_name("samia") == "SAMIA (notebook)"
 
 
 def _backend_in_subprocess(code: str, **env_set: str) -> str:

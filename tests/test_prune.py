@@ -396,13 +396,13 @@ def test_make_permanent_gives_plain_state_dict_with_the_zeros():
 
 
 def test_every_pruner_has_its_name_and_display_title():
-    from miakit.plots import DISPLAY_NAMES
+    from miakit.plots import display_name
 
     assert list(PRUNERS) == ["l1_unstructured", "l1_structured", "l2_structured", "slimming"]
     for name, spec in PRUNERS.items():
         assert isinstance(spec, PrunerSpec) and spec.name == name
         assert isinstance(spec.title, str) and spec.title.strip() and spec.title != name
-        assert spec.title == DISPLAY_NAMES[name]  # figures keep their labels
+        assert display_name(name) == spec.title  # figures show it (texts pinned in test_plots)
     assert "l1_unstructured" in PRUNERS and "l3_magic" not in PRUNERS
     assert ", ".join(PRUNERS) == "l1_unstructured, l1_structured, l2_structured, slimming"
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -1,4 +1,4 @@
-"""Neural attack models: the attack MLP, its trainer, and the NN, Top3-NN and NNCls attacks.
+"""The neural attacks NN, Top3-NN and NNCls, and their base class :class:`NeuralAttack`.
 
 The paper's three neural baselines (PAPER.md, "The eight existing attacks",
 6-8) train one binary classifier on the shadow models' outputs (shadow train =
@@ -10,10 +10,12 @@ victim's outputs:
 - **NNCls** (``"nncls"``): ``p`` concatenated with the one-hot label (2K values).
 
 All three use the *attack MLP* (in-512-256-128-2, ReLU, dropout 0.2 after the
-first two layers) trained by :func:`train_attack_model` with the paper's
-schedule: SGD (momentum 0.9, lr 1e-3, weight decay 5e-4), batch 128, 100
-epochs, learning rate x0.1 at epochs 50 and 75, cross-entropy. SAMIA
-(:mod:`miakit.attacks.samia`) reuses the same trainer and base class.
+first two layers) trained by :func:`~miakit.attacks.attack_net.train_attack_model`
+with the paper's schedule: SGD (momentum 0.9, lr 1e-3, weight decay 5e-4), batch
+128, 100 epochs, learning rate x0.1 at epochs 50 and 75, cross-entropy (both in
+:mod:`miakit.attacks.attack_net`). SAMIA (:mod:`miakit.attacks.samia`) reuses the
+same trainer and base class. NNCls's features, :func:`posterior_and_label`, are
+also adversarial regularisation's inference-model input.
 
 The score of a sample is the attack model's predicted P(member) (softmax of
 its two logits), so the hard decision threshold is 0.5.
@@ -35,6 +37,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miakit._util import resolve_device, seeded
+from miakit.attacks.attack_net import (
+    ATTACK_MOMENTUM,
+    ATTACK_WEIGHT_DECAY,
+    AttackMLP,
+    lr_milestones,
+    member_probability,
+    train_attack_model,
+)
 from miakit.attacks.base import Attack, AttackInputs, AttackSettings, ReferenceSignals
 
 if TYPE_CHECKING:
@@ -50,187 +60,48 @@ __all__ = [
     "Top3NN",
     "lr_milestones",
     "member_probability",
+    "posterior_and_label",
     "seeded",
     "train_attack_model",
 ]
 
-#: SGD momentum of the attack-model schedule (PAPER.md, "The eight existing attacks").
-ATTACK_MOMENTUM = 0.9
-#: SGD weight decay of the attack-model schedule (PAPER.md, "The eight existing attacks").
-ATTACK_WEIGHT_DECAY = 5e-4
+# Re-exported for existing imports: the attack MLP and its trainer
+# (:mod:`miakit.attacks.attack_net`) and ``_util.seeded``.
+
 #: The paper's attack-model schedule (PAPER.md, "The eight existing attacks"), the defaults.
 _PAPER = AttackSettings()
 
 
-class AttackMLP(nn.Sequential):
-    """The attack MLP: in-512-256-128-2, ReLU, dropout 0.2 after the first two layers.
+def posterior_and_label(posteriors: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """The posterior concatenated with the one-hot label, ``[p, onehot(y)]`` ``(N, 2K)``.
 
-    PAPER.md, "The eight existing attacks" (the network behind NN, Top3-NN and
-    NNCls; SAMIA's ``mlp=True`` ablation uses it too).
-
-    Args:
-        in_features: Length of the per-sample feature vector.
-        dropout: Dropout probability after the first two hidden layers.
-    """
-
-    def __init__(self, in_features: int, dropout: float = 0.2) -> None:
-        if in_features < 1:
-            raise ValueError(f"AttackMLP needs in_features >= 1, got {in_features}")
-        super().__init__(
-            nn.Linear(in_features, 512),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(512, 256),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(256, 128),
-            nn.ReLU(),
-            nn.Linear(128, 2),
-        )
-
-
-def lr_milestones(epochs: int) -> list[int]:
-    """Epochs at which the attack-model learning rate drops x0.1.
-
-    The paper's schedule is 100 epochs with drops at 50 and 75; shorter runs
-    (the kit's smoke/quick profiles) keep the same shape, dropping at half and
-    three quarters of ``epochs``. ``lr_milestones(100) == [50, 75]``.
-    """
-    return [m for m in sorted({round(epochs * 0.5), round(epochs * 0.75)}) if 0 < m < epochs]
-
-
-def _as_float_tensor(features: Tensor | np.ndarray) -> Tensor:
-    x = torch.as_tensor(features)
-    if not torch.is_floating_point(x):
-        x = x.float()
-    return x.to(torch.float32)
-
-
-def train_attack_model(
-    net: nn.Module,
-    features: Tensor | np.ndarray,
-    membership: Tensor | np.ndarray,
-    *,
-    epochs: int = 100,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    history: list[float] | None = None,
-) -> nn.Module:
-    """Train a binary membership classifier with the paper's attack-model schedule.
-
-    PAPER.md, "The eight existing attacks": SGD (momentum 0.9, weight decay
-    5e-4), learning rate ``lr`` (1e-3) multiplied by 0.1 at epochs 50 and 75 of
-    100 (:func:`lr_milestones` scales them for other ``epochs``), batch 128,
-    cross-entropy on two logits (0 = non-member, 1 = member). SAMIA is trained
-    the same way (PAPER.md, "SAMIA").
-
-    The whole feature matrix lives on the device; each epoch's batches are
-    gathered by index from a permutation drawn from a CPU generator seeded with
-    ``seed`` (so the batch order is the same on every device), and the step
-    never synchronises with the host. Dropout runs under a forked RNG seeded
-    with ``seed``: on the CPU, the same inputs and seed give identical weights.
-    A final batch of a single sample (``N % batch_size == 1``) is skipped,
-    since BatchNorm (SAMIA) cannot train on one sample; the sample is in a
-    different batch the next epoch.
+    NNCls's features (PAPER.md, "The eight existing attacks", 8), and the input of
+    adversarial regularisation's inference model (:mod:`miakit.defenses.advreg`).
+    The one-hot part takes the dtype and device of ``posteriors``; gradients flow
+    through ``posteriors``.
 
     Args:
-        net: The model to train, mapping ``(B, F)`` features to ``(B, 2)`` logits.
-            Trained in place and moved to ``device``.
-        features: ``(N, F)`` float features, one row per sample.
-        membership: ``(N,)`` 0/1 labels, 1 = member.
-        epochs: Number of passes over the data (paper: 100).
-        batch_size: Minibatch size (paper: 128).
-        lr: Initial SGD learning rate (paper: 1e-3).
-        seed: Seeds the batch order and dropout.
-        device: ``None``/``"auto"`` = CUDA when available, else CPU.
-        history: If given, the mean training loss of each epoch is appended
-            (read from the device once, after training).
+        posteriors: ``(N, K)`` float softmax outputs.
+        labels: ``(N,)`` int64 class indices in ``[0, K)``, on the device of ``posteriors``.
+        num_classes: K.
 
     Returns:
-        ``net``, trained, on ``device``, in eval mode.
+        ``(N, 2K)``: columns ``p_0..p_{K-1}``, then ``y_0..y_{K-1}``.
 
     Raises:
-        ValueError: If shapes disagree, labels are not 0/1, features are not
-            finite, there are fewer than two samples, or ``batch_size < 2``.
+        ValueError: if the shapes do not match ``(N, K)``, ``(N,)`` and ``num_classes``.
     """
-    if epochs < 0 or batch_size < 2 or not lr > 0:
+    if posteriors.dim() != 2 or posteriors.shape[1] != num_classes:
         raise ValueError(
-            f"need epochs >= 0, batch_size >= 2 and lr > 0; got {epochs}, {batch_size}, {lr}"
+            f"posteriors must be (N, {num_classes}), got {tuple(posteriors.shape)}; "
+            "pass softmax outputs of the K-class model"
         )
-    dev = resolve_device(device)
-    x = _as_float_tensor(features)
-    y = torch.as_tensor(membership).to(torch.int64)
-    if x.dim() != 2 or y.shape != (x.shape[0],):
+    if labels.shape != (posteriors.shape[0],):
         raise ValueError(
-            f"features must be (N, F) and membership (N,); got {tuple(x.shape)} and "
-            f"{tuple(y.shape)}"
+            f"labels must be ({posteriors.shape[0]},) to match posteriors, "
+            f"got {tuple(labels.shape)}"
         )
-    n = x.shape[0]
-    if n < 2:
-        raise ValueError(f"training an attack model needs at least 2 samples, got {n}")
-    if not bool(((y == 0) | (y == 1)).all()):
-        raise ValueError("membership must hold only 0 (non-member) and 1 (member)")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("attack features contain NaN or inf; check the posteriors/sensitivity")
-    x = x.to(dev)
-    y = y.to(dev)
-    net.to(dev).train()
-    opt = torch.optim.SGD(
-        net.parameters(), lr=lr, momentum=ATTACK_MOMENTUM, weight_decay=ATTACK_WEIGHT_DECAY
-    )
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=lr_milestones(epochs), gamma=0.1)
-    order = torch.Generator(device="cpu").manual_seed(seed)
-    used = n - 1 if (n % batch_size == 1) else n
-    epoch_losses: list[Tensor] = []
-    with seeded(seed, dev):
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=order).to(dev, non_blocking=True)
-            total = torch.zeros((), device=dev)
-            for idx in perm.split(batch_size):
-                if idx.numel() < 2:
-                    continue
-                loss = F.cross_entropy(net(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total = total + loss.detach() * idx.numel()
-            sched.step()
-            epoch_losses.append(total / used)
-    net.eval()
-    if history is not None and epoch_losses:
-        history.extend(torch.stack(epoch_losses).cpu().tolist())
-    return net
-
-
-@torch.inference_mode()
-def member_probability(
-    net: nn.Module, features: Tensor | np.ndarray, *, batch_size: int = 8192
-) -> np.ndarray:
-    """Predicted P(member) of a trained attack model, as float64 numpy.
-
-    The probability is the softmax of the two logits, computed in float64 from
-    the logit difference so that confident scores stay distinct (matters for
-    TPR at low FPR). The model is put in eval mode and run on its own device.
-
-    Args:
-        net: A trained attack model mapping ``(B, F)`` to ``(B, 2)`` logits.
-        features: ``(N, F)`` features.
-        batch_size: Rows per forward pass.
-
-    Returns:
-        ``(N,)`` float64 array in ``[0, 1]``.
-    """
-    net.eval()
-    param = next(iter(net.parameters()), None)
-    dev = param.device if param is not None else torch.device("cpu")
-    x = _as_float_tensor(features)
-    outs = [net(xb.to(dev)).double() for xb in x.split(batch_size)]
-    if not outs:
-        return np.zeros(0, dtype=np.float64)
-    logits = torch.cat(outs)
-    return torch.sigmoid(logits[:, 1] - logits[:, 0]).cpu().numpy()
+    return torch.cat([posteriors, F.one_hot(labels, num_classes).to(posteriors.dtype)], dim=1)
 
 
 @dataclass
@@ -373,9 +244,8 @@ def _posteriors(inputs: AttackInputs) -> Tensor:
     return torch.as_tensor(np.asarray(inputs.posteriors), dtype=torch.float32)
 
 
-def _one_hot(inputs: AttackInputs) -> Tensor:
-    labels = torch.as_tensor(np.asarray(inputs.labels), dtype=torch.int64)
-    return F.one_hot(labels, inputs.num_classes).to(torch.float32)
+def _labels(inputs: AttackInputs) -> Tensor:
+    return torch.as_tensor(np.asarray(inputs.labels), dtype=torch.int64)
 
 
 @dataclass
@@ -425,4 +295,4 @@ class NNCls(NeuralAttack):
 
     def features(self, inputs: AttackInputs) -> Tensor:
         """``[p_0..p_{K-1}, y_0..y_{K-1}]``, ``(N, 2K)``."""
-        return torch.cat([_posteriors(inputs), _one_hot(inputs)], dim=1)
+        return posterior_and_label(_posteriors(inputs), _labels(inputs), inputs.num_classes)

@@ -18,7 +18,7 @@ Network (PAPER.md, "SAMIA"): BatchNorm1d(3K) -> view (K, 3) -> Linear(3, 64)
 + GELU -> TransformerEncoder (3 layers, d_model 64, 4 heads, feed-forward 128,
 dropout 0.2, GELU, batch_first, no positional encoding) -> flatten K*64 ->
 Linear 64 + ReLU -> Linear 2. Trained with the attack-model schedule
-(:func:`miakit.attacks.neural.train_attack_model`).
+(:func:`miakit.attacks.attack_net.train_attack_model`).
 
 Example (the shadow and victim ``AttackInputs`` must carry ``sensitivity``):
     >>> attack = SAMIA(epochs=20).fit(shadow_inputs)  # doctest: +SKIP
@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from miakit.attacks.attack_net import AttackMLP
 from miakit.attacks.base import AttackInputs
-from miakit.attacks.neural import AttackMLP, NeuralAttack
+from miakit.attacks.neural import NeuralAttack
 
 __all__ = ["SAMIA", "SAMIANet", "samia_features"]
 
@@ -154,7 +155,7 @@ class SAMIA(NeuralAttack):
     Attributes:
         use_sensitivity: ``False`` is the ablation without ``s`` (tokens ``(p_c, y_c)``).
         mlp: ``True`` is the ablation that replaces attention with the attack
-            MLP (:class:`~miakit.attacks.neural.AttackMLP`) on the same features.
+            MLP (:class:`~miakit.attacks.attack_net.AttackMLP`) on the same features.
         epochs, batch_size, lr, seed, device: As :class:`~miakit.attacks.neural.NeuralAttack`.
     """
 

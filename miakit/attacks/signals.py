@@ -1,7 +1,14 @@
-"""Per-sample signals shared by several attacks: LiRA's logit-scaled confidence, the OUT mean.
+"""Per-sample signals of a model's posteriors, shared by the attacks.
+
+- The five metric-based attacks' signals (PAPER.md, "The eight existing attacks",
+  1-5): :func:`correctness`, :func:`true_class_confidence`, :func:`entropy`,
+  :func:`modified_entropy`, :func:`top1_confidence`; :mod:`miakit.attacks.threshold`
+  puts thresholds on them.
+- LiRA's logit-scaled confidence (:func:`logit_confidence`) and the OUT mean
+  (:func:`out_mean`) that the LiRA and RMIA kernels read.
 
 Pure numpy over arrays; :mod:`miakit.attacks.base` builds :class:`AttackInputs` and
-:class:`ReferenceSignals` on them, and the LiRA and RMIA kernels read them.
+:class:`ReferenceSignals` on them.
 """
 
 from __future__ import annotations
@@ -10,9 +17,96 @@ from typing import Any
 
 import numpy as np
 
-from miakit._util import LOG_CLIP, safe_log
+from miakit._util import LOG_CLIP, safe_log, true_class_prob
 
-__all__ = ["check_sample_ids", "logit_confidence", "out_mean"]
+__all__ = [
+    "check_sample_ids",
+    "correctness",
+    "entropy",
+    "logit_confidence",
+    "modified_entropy",
+    "out_mean",
+    "top1_confidence",
+    "true_class_confidence",
+]
+
+# --------------------------------------------------------------------------------------------------
+# the metric-based attacks' signals (PAPER.md, "The eight existing attacks", 1-5)
+# --------------------------------------------------------------------------------------------------
+
+
+def _rows(posteriors: np.ndarray) -> np.ndarray:
+    p = np.asarray(posteriors, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"posteriors must be (N, K), got shape {p.shape}")
+    return p
+
+
+def _labels(labels: np.ndarray, p: np.ndarray) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.shape != (p.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"labels must be ({p.shape[0]},) integer class indices matching posteriors, "
+            f"got shape {y.shape} and dtype {y.dtype}"
+        )
+    if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
+        raise ValueError(f"labels must lie in [0, {p.shape[1]}), got [{y.min()}, {y.max()}]")
+    return y.astype(np.int64)
+
+
+def correctness(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Whether the model classifies each sample correctly, ``argmax_c p_c == y``, as 0/1.
+
+    The Gap attack's signal (PAPER.md, "The eight existing attacks", 1). An
+    argmax tie goes to the lowest class index (``numpy.argmax``).
+    """
+    p = _rows(posteriors)
+    y = _labels(labels, p)
+    return (p.argmax(axis=1) == y).astype(np.int64)
+
+
+def true_class_confidence(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The ground-truth-class probability ``p_y`` (Conf's signal; PAPER.md, attack 2)."""
+    p = _rows(posteriors)
+    return true_class_prob(p, _labels(labels, p))
+
+
+def entropy(posteriors: np.ndarray) -> np.ndarray:
+    """Prediction entropy ``-sum_c p_c log p_c`` in nats (Xent's signal; PAPER.md, attack 3).
+
+    ``log`` is applied to ``max(p, LOG_CLIP)``, so ``p_c = 0`` contributes 0.
+    """
+    p = _rows(posteriors)
+    return -(p * safe_log(p)).sum(axis=1)
+
+
+def modified_entropy(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Song & Mittal's (2021) modified entropy (Mentr's signal; PAPER.md, attack 4).
+
+    ``Mentr(p, y) = -(1 - p_y) log p_y - sum_{c != y} p_c log(1 - p_c)``, in nats.
+    It is 0 for a confident correct prediction (``p_y = 1``) and grows both
+    with uncertainty and with confident mistakes, which plain entropy cannot
+    tell apart from confident correct predictions. The arguments of ``log``
+    are clipped below at ``LOG_CLIP`` (as in Song & Mittal's code) so
+    ``p_y = 0`` or ``p_c = 1`` give a large finite value, never ``inf``.
+    """
+    p = _rows(posteriors)
+    y = _labels(labels, p)
+    rows = np.arange(p.shape[0])
+    terms = -p * safe_log(1.0 - p)  # the c != y terms
+    p_y = p[rows, y]
+    terms[rows, y] = -(1.0 - p_y) * safe_log(p_y)
+    return terms.sum(axis=1)
+
+
+def top1_confidence(posteriors: np.ndarray) -> np.ndarray:
+    """The largest posterior ``max_c p_c`` (Top1-conf's signal; PAPER.md, attack 5)."""
+    return _rows(posteriors).max(axis=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# LiRA's and RMIA's signals
+# --------------------------------------------------------------------------------------------------
 
 
 def logit_confidence(

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from miakit._util import as_model_input, seeded
+from miakit.attacks.neural import posterior_and_label
 from miakit.data import Data
 from miakit.defenses.base import DefenseParams, check_weight
 
@@ -97,13 +98,6 @@ class InferenceModel(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         """Member logits ``(N,)`` of ``features = [posterior, one-hot label]`` ``(N, 2K)``."""
         return self.net(features).squeeze(1)
-
-
-# TODO(merge): use attacks.neural's feature function (posterior + one-hot label), the
-# same computation as NNCls.features; kept local while attacks/ is being rewritten.
-def _attack_features(posteriors: Tensor, y: Tensor, num_classes: int) -> Tensor:
-    """``[posterior, one-hot label]`` ``(N, 2K)``, the inference model's input."""
-    return torch.cat([posteriors, F.one_hot(y, num_classes).to(posteriors.dtype)], dim=1)
 
 
 class AdversarialRegularization:
@@ -221,8 +215,8 @@ class AdversarialRegularization:
         model.train(was_training)
         features = torch.cat(
             [
-                _attack_features(post_m, y, self.num_classes),
-                _attack_features(post_n, yn, self.num_classes),
+                posterior_and_label(post_m, y, self.num_classes),
+                posterior_and_label(post_n, yn, self.num_classes),
             ]
         )
         target = torch.cat([torch.ones(b, device=device), torch.zeros(b, device=device)])
@@ -244,7 +238,7 @@ class AdversarialRegularization:
             member_logit = torch.func.functional_call(
                 self.inference_model,
                 frozen,
-                (_attack_features(out.softmax(1), y, self.num_classes),),
+                (posterior_and_label(out.softmax(1), y, self.num_classes),),
             )
             attacker_loss = F.binary_cross_entropy_with_logits(
                 member_logit, torch.ones_like(member_logit)

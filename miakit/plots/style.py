@@ -131,33 +131,12 @@ DISPLAY_NAMES: dict[str, str] = {
     "attack": "attack",
     "victim": "victim",
     "shadows": "shadows",
-    # TODO(merge): the registry keys below are fallbacks until every registry entry has a
-    # `title` (attacks, miakit.prune.PRUNERS, miakit.defenses.DEFENSES); delete them after
-    # merging. tests/test_plots.py::test_display_name_of_registry_keys pins the texts.
-    "gap": "Gap",  # TODO(merge)
-    "conf": "Conf",  # TODO(merge)
-    "xent": "Xent",  # TODO(merge)
-    "mentr": "Mentr",  # TODO(merge)
-    "top1_conf": "Top1-conf",  # TODO(merge)
-    "nn": "NN",  # TODO(merge)
-    "top3_nn": "Top3-NN",  # TODO(merge)
-    "nncls": "NNCls",  # TODO(merge)
-    "samia": "SAMIA",  # TODO(merge)
-    "lira": "LiRA",  # TODO(merge)
-    "rmia": "RMIA",  # TODO(merge)
-    "l1_unstructured": "L1 unstructured",  # TODO(merge)
-    "l1_structured": "L1 structured",  # TODO(merge)
-    "l2_structured": "L2 structured",  # TODO(merge)
-    "slimming": "network slimming",  # TODO(merge)
-    "none": "no defense",  # TODO(merge)
-    "ppb": "PPB",  # TODO(merge)
-    "advreg": "AdvReg",  # TODO(merge)
-    "dpsgd": "DP-SGD",  # TODO(merge)
 }
 """Names shown on axes and legends for column names (the paper's words).
 
-Attacks, pruning methods, defenses and datasets take their text from their registry
-(:func:`display_name`). Unknown values are shown as they are; a notebook may add entries.
+Column titles only: attacks, pruning methods, defenses and datasets take their text from
+the ``title`` of their registry entry (:func:`display_name`). Unknown values are shown as
+they are; a notebook may add entries.
 """
 
 
@@ -182,7 +161,7 @@ def _registry_title(key: str) -> str | None:
 
 
 def _title(key: str) -> str | None:
-    """A registry entry's title, else the :data:`DISPLAY_NAMES` entry, else ``None``."""
+    """A registry entry's title, else the column title in :data:`DISPLAY_NAMES`, else ``None``."""
     title = _registry_title(key)
     return title if title is not None else DISPLAY_NAMES.get(key)
 
