@@ -7,6 +7,12 @@ figures in ``figures/<profile>/``). ``--only 03,04`` executes just those
 notebooks; ``--no-notebooks`` prints the tables only. ``--set key=value``
 overrides any :class:`~miakit.experiment.ExperimentConfig` field (nested
 training fields as ``train.epochs=3``), in the tables and the notebooks alike.
+
+``miakit signals --profile quick --out signals.npz`` writes the profile's pruned
+victim's and shadows' signals and every attack's scores to one ``.npz``
+(:mod:`miakit.export`), for Privacy Meter or one's own code. ``--original`` exports
+the unpruned model; ``--pruner``, ``--sparsity``, ``--defense`` and ``--option``
+choose another variant; ``--attacks conf,samia`` limits the attacks.
 """
 
 from __future__ import annotations
@@ -21,26 +27,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from miakit import tables
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
+from miakit.export import check_attacks, export_signals
 from miakit.plots import figures_root
 from miakit.run import find_notebooks, run_notebooks
 from miakit.store import Store
-from miakit.variants import ORIGINAL
+from miakit.variants import ORIGINAL, Variant
 
 __all__ = ["main", "parse_set"]
 
 
-def parse_set(items: Sequence[str]) -> dict[str, Any]:
-    """Parse ``key=value`` overrides; values are Python literals, else strings."""
+def parse_set(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """Parse ``key=value`` overrides; values are Python literals, else strings.
+
+    ``flag`` names the option in the error message (``--set``, ``--option``).
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise ValueError(f"{flag} expects key=value, got {item!r}")
         try:
             value: Any = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -72,9 +83,25 @@ def _summary(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[cols].rename(columns={"balanced_accuracy": "acc"})
 
 
-def _run(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """The profile's config with the ``--set`` overrides (each validated), and those overrides."""
     overrides = parse_set(args.set)
-    cfg = profile(args.profile, **overrides)  # validates every override before any work
+    return profile(args.profile, **overrides), overrides
+
+
+def _experiment(args: argparse.Namespace, cfg: ExperimentConfig) -> Experiment:
+    """The :class:`Experiment` of ``cfg`` on ``--cache``, ``--device`` and ``--data-root``."""
+    return Experiment(
+        cfg,
+        store=Store(args.cache) if args.cache else None,
+        device=args.device,
+        data_root=args.data_root,
+        progress=not args.quiet,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg, overrides = _config(args)  # validates every override before any work
     t0 = time.perf_counter()
     if not args.only:
         _pipeline_tables(args, cfg)
@@ -102,13 +129,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _pipeline_tables(args: argparse.Namespace, cfg: ExperimentConfig) -> None:
-    exp = Experiment(
-        cfg,
-        store=Store(args.cache) if args.cache else None,
-        device=args.device,
-        data_root=args.data_root,
-        progress=not args.quiet,
-    )
+    exp = _experiment(args, cfg)
     t0 = time.perf_counter()
     print(
         f"miakit run: profile={args.profile} dataset={cfg.dataset} arch={cfg.arch} "
@@ -145,22 +166,70 @@ def _pipeline_tables(args: argparse.Namespace, cfg: ExperimentConfig) -> None:
     print(f"\npipeline tables in {time.perf_counter() - t0:.1f} s")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="miakit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a profile's cached pipeline and print its tables")
-    run.add_argument("--profile", default="quick", choices=sorted(profile_names()))
-    run.add_argument(
+def _victim(args: argparse.Namespace, exp: Experiment) -> Variant:
+    """The variant ``miakit signals`` exports: the profile's pruned one unless told otherwise."""
+    options = parse_set(args.option, "--option")
+    if args.original:
+        given = [
+            flag
+            for flag, value in (
+                ("--pruner", args.pruner),
+                ("--sparsity", args.sparsity),
+                ("--defense", args.defense),
+                ("--option", options or None),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ValueError(
+                f"--original is the unpruned model; drop {', '.join(given)} or --original"
+            )
+        return ORIGINAL
+    if options and args.defense is None:
+        raise ValueError("--option sets a defense's option; give the defense with --defense")
+    return exp.variant(args.pruner, args.sparsity, args.defense or "none", **options)
+
+
+def _signals(args: argparse.Namespace) -> int:
+    cfg, _ = _config(args)
+    attacks = check_attacks(args.attacks)  # before any model is trained
+    exp = _experiment(args, cfg)
+    victim = _victim(args, exp)
+    path = export_signals(exp, args.out, victim, attacks=attacks)
+    with np.load(path, allow_pickle=False) as data:
+        n_target, n_shadow = len(data["target_labels"]), len(data["shadow_labels"])
+    print(
+        f"miakit signals: wrote {path} ({victim.label}: {n_target} target and {n_shadow} "
+        f"shadow samples; attacks: {', '.join(attacks) or 'none'})"
+    )
+    return 0
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    """The options every subcommand that builds an :class:`Experiment` takes."""
+    parser.add_argument("--profile", default="quick", choices=sorted(profile_names()))
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a config field, e.g. sparsity=0.5 or train.epochs=3",
     )
-    run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    run.add_argument("--cache", default=None, help="cache folder (default: MIAKIT_CACHE)")
-    run.add_argument("--data-root", default=None, help="dataset folder (default: MIAKIT_DATA)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
+    parser.add_argument("--cache", default=None, help="cache folder (default: MIAKIT_CACHE)")
+    parser.add_argument("--data-root", default=None, help="dataset folder (default: MIAKIT_DATA)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _comma_list(value: str) -> list[str]:
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="miakit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a profile's cached pipeline and print its tables")
+    _add_experiment_options(run)
     run.add_argument(
         "--only",
         type=lambda v: [x for x in v.split(",") if x],
@@ -176,6 +245,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
     run.add_argument("--runs", default="runs", help="where executed copies go (runs/<profile>/)")
     run.set_defaults(func=_run)
+
+    sig = sub.add_parser(
+        "signals", help="write a victim's and its shadows' signals and attack scores to .npz"
+    )
+    _add_experiment_options(sig)
+    sig.add_argument("--pruner", default=None, help="pruning method (default: the profile's)")
+    sig.add_argument(
+        "--sparsity", type=float, default=None, help="sparsity (default: the profile's)"
+    )
+    sig.add_argument("--defense", default=None, help="defense during fine-tuning, e.g. ppb")
+    sig.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of --defense, e.g. lam=2.0",
+    )
+    sig.add_argument("--original", action="store_true", help="export the unpruned model")
+    sig.add_argument(
+        "--attacks",
+        type=_comma_list,
+        default=None,
+        metavar="A,B",
+        help="attacks to score, e.g. conf,samia (default: all)",
+    )
+    sig.add_argument("--out", required=True, help="the .npz file to write")
+    sig.set_defaults(func=_signals)
     return parser
 
 
