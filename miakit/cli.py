@@ -35,7 +35,7 @@ from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
 from miakit.export import check_attacks, export_signals
 from miakit.plots import figures_root
-from miakit.run import find_notebooks, run_notebooks
+from miakit.run import find_notebooks, run_notebooks, store_outputs
 from miakit.store import Store
 from miakit.variants import ORIGINAL, Variant
 
@@ -121,8 +121,11 @@ def _run(args: argparse.Namespace) -> int:
         output_dir=args.runs,
         progress=not args.quiet,
     )
-    for path in done:
+    for book, path in zip(books, done, strict=True):
         print(f"  executed {path}")
+        if args.store_outputs:
+            store_outputs(path, book)
+            print(f"  stored its outputs in {book}")
     print(f"figures: {figures_root() / args.profile}")
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -243,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the pipeline tables only, execute no notebook",
     )
     run.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
+    run.add_argument(
+        "--store-outputs",
+        action="store_true",
+        help="write each run's outputs back into the notebook, clean for git",
+    )
     run.add_argument("--runs", default="runs", help="where executed copies go (runs/<profile>/)")
     run.set_defaults(func=_run)
 

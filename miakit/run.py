@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["find_notebooks", "run_notebooks"]
+__all__ = ["find_notebooks", "run_notebooks", "store_outputs"]
 
 _NOTEBOOK = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 
@@ -79,3 +79,38 @@ def run_notebooks(
         else:
             os.environ["MIAKIT_PROFILE"] = old
     return done
+
+
+def store_outputs(executed: str | Path, target: str | Path) -> Path:
+    """Copy an executed notebook's outputs into the committed notebook, clean for git.
+
+    The cell sources of ``target`` are kept; the outputs and execution counts come from
+    ``executed`` (a papermill run of the same notebook). papermill's metadata, its
+    timing records and the injected-parameters cell are dropped, so the stored notebook
+    holds the outputs of a run and nothing of the machine that ran it.
+
+    Raises:
+        ValueError: the two notebooks' cells do not match (``executed`` is a run of
+            another version of the notebook).
+    """
+    import json
+
+    from miakit._util import atomic_write
+
+    run = json.loads(Path(executed).read_text())
+    book = json.loads(Path(target).read_text())
+    cells = [c for c in run["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
+    if [c["source"] for c in cells] != [c["source"] for c in book["cells"]]:
+        raise ValueError(
+            f"{executed} is not a run of {target} as it is now (the cells differ); "
+            "execute the notebook again before storing its outputs"
+        )
+    for mine, ran in zip(book["cells"], cells, strict=True):
+        if mine["cell_type"] == "code":
+            mine["outputs"] = ran.get("outputs", [])
+            mine["execution_count"] = ran.get("execution_count")
+        for key in ("papermill", "execution"):
+            mine["metadata"].pop(key, None)
+    book["metadata"].pop("papermill", None)
+    text = json.dumps(book, indent=1, ensure_ascii=False) + "\n"
+    return atomic_write(target, lambda tmp: tmp.write_text(text))
