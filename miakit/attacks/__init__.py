@@ -43,6 +43,7 @@ from miakit.attacks.neural import NN, NNCls, Top3NN
 from miakit.attacks.rmia import RMIA
 from miakit.attacks.samia import SAMIA
 from miakit.attacks.threshold import Conf, Gap, Mentr, Top1Conf, Xent
+from miakit.attacks.threshold_search import ThresholdFit, best_threshold
 
 __all__ = [
     "ATTACKS",
@@ -53,6 +54,8 @@ __all__ = [
     "AttackScores",
     "AttackSettings",
     "ReferenceSignals",
+    "ThresholdFit",
+    "best_threshold",
     "family",
     "make_attack",
 ]
