@@ -28,7 +28,8 @@ def test_readme_has_the_protocol_and_added_attack_examples():
 
 
 def test_readme_library_examples_run(capsys):
-    # the test session's cache (conftest.py), shared with the notebooks; the quick profile would train for minutes: the same code runs under smoke
+    # the test session's cache (conftest.py), shared with the notebooks; the quick
+    # profile would train for minutes: the same code runs under smoke
     code = "\n".join(_library_blocks()).replace('profile("quick"', 'profile("smoke"')
     namespace: dict = {}
     try:
