@@ -144,3 +144,20 @@ def test_import_graph_has_no_cycle() -> None:
 def test_module_size(module: str) -> None:
     lines = len(_modules()[module].read_text().splitlines())
     assert lines <= MAX_LINES, f"{module} has {lines} lines; split it by concept (<= ~400)"
+
+
+@pytest.mark.parametrize("module", ["experiment", "steps", "tables", "sweep", "export", "cli"])
+def test_pipeline_never_branches_on_an_attack_name(module: str) -> None:
+    """Attacks declare ``family``, ``uses`` and ``persist``; the pipeline reads those only."""
+    from miakit.attacks import ATTACKS
+
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            names = {
+                n.value
+                for n in ast.walk(node)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            }
+            hit = names & set(ATTACKS)
+            assert not hit, f"{module}.py line {node.lineno} compares against {sorted(hit)}"
