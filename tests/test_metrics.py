@@ -20,6 +20,7 @@ from miakit.metrics import (
     results_frame,
     roc_auc,
     roc_curve,
+    summary,
     tpr_at_fpr,
 )
 
@@ -213,3 +214,17 @@ def test_divergence_stats_hand_example() -> None:
 def test_bad_inputs_raise_clear_value_errors(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_summary_names_each_row_and_the_best() -> None:
+    m = np.array([1, 1, 0, 0])
+    a = evaluate_attack("conf", m, np.array([0.9, 0.8, 0.2, 0.1]), np.array([1, 1, 0, 0]))
+    b = evaluate_attack("gap", m, np.array([1.0, 0.0, 1.0, 0.0]), np.array([1, 0, 1, 0]))
+    frame = results_frame([a, b]).assign(victim_pruner="none")
+    text = summary(frame, by=("victim_pruner",))
+    lines = text.splitlines()
+    assert lines[0].startswith("conf") and "victim_pruner=none" in lines[0]
+    assert "AUC 1.000" in lines[0] and "acc 0.500" in lines[1]
+    assert lines[-1] == "best AUC: conf (1.000)"
+    with pytest.raises(KeyError, match="auc"):
+        summary(frame.drop(columns="auc"))

@@ -40,6 +40,7 @@ from miakit.metrics.results import (
     evaluate_attack,
     per_class_results,
     results_frame,
+    summary,
 )
 from miakit.metrics.roc import TprAtFpr, roc_auc, roc_curve, tpr_at_fpr
 
@@ -52,6 +53,7 @@ __all__ = [
     "evaluate_attack",
     "per_class_results",
     "results_frame",
+    "summary",
     "roc_auc",
     "roc_curve",
     "tpr_at_fpr",

@@ -8,7 +8,7 @@ row each and :func:`per_class_results` splits one attack's metrics by class.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "evaluate_attack",
     "per_class_results",
     "results_frame",
+    "summary",
 ]
 
 # The two low false-positive rates every AttackResult reports, with the column suffix used for them.
@@ -236,3 +237,30 @@ def per_class_results(membership: Any, scores: Any, decisions: Any, labels: Any)
             row.update(_nan_metrics())
         rows.append({key: row[key] for key in ("class", "n_members", "n_nonmembers", *metric_cols)})
     return pd.DataFrame(rows, columns=["class", "n_members", "n_nonmembers", *metric_cols])
+
+
+def summary(frame: pd.DataFrame, *, by: Sequence[str] = ()) -> str:
+    """A short text of a results frame, one line per row, for logs and the command line.
+
+    In the spirit of TensorFlow Privacy's ``AttackResults.summary()``: each line names the
+    attack (and the ``by`` columns, e.g. ``("victim_pruner", "victim_sparsity")``), then
+    balanced accuracy, AUC and TPR at 1% FPR. The best AUC is named at the end.
+
+    Raises:
+        KeyError: ``frame`` lacks ``attack``, a metric column or a ``by`` column.
+    """
+    needed = ("attack", "balanced_accuracy", "auc", "tpr@1%fpr", *by)
+    missing = [c for c in needed if c not in frame]
+    if missing:
+        raise KeyError(f"summary needs the columns {missing} (a results_frame has them)")
+    lines = []
+    for _, row in frame.iterrows():
+        where = " ".join(f"{c}={row[c]}" for c in by)
+        lines.append(
+            f"{row['attack']:<10} {where + ' ' if where else ''}acc {row['balanced_accuracy']:.3f}"
+            f"  AUC {row['auc']:.3f}  TPR@1%FPR {row['tpr@1%fpr']:.3f}"
+        )
+    if len(frame):
+        best = frame.loc[frame["auc"].idxmax()]
+        lines.append(f"best AUC: {best['attack']} ({best['auc']:.3f})")
+    return "\n".join(lines)
