@@ -18,6 +18,7 @@ Notebooks call these once per table or figure instead of looping over variants.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -25,30 +26,111 @@ import pandas as pd
 
 from miakit.attacks import ATTACKS
 from miakit.attacks.scores import AttackScores
+from miakit.defenses import make_defense
 from miakit.experiment import Experiment
 from miakit.metrics import divergence_stats, results_frame
-from miakit.prune import compaction_report
-from miakit.variants import ORIGINAL, Variant
+from miakit.prune import compact, compaction_report, sparsity_report
+from miakit.train import accuracy
+from miakit.variants import NO_PRUNER, ORIGINAL, Variant
 
 __all__ = [
+    "ROC_ATTACKS",
     "accuracy_table",
     "attack_table",
     "class_gaps",
     "compaction",
     "divergence",
     "divergence_means",
+    "labels",
     "model_columns",
     "ordered",
     "per_class",
     "roc",
+    "sparsity_table",
+    "split_table",
+    "variant_grid",
     "variants_table",
 ]
 
 VariantsArg = Variant | Sequence[Variant]
 
+#: The attacks whose ROC curves the notebooks draw by default: the strongest threshold
+#: attacks (Conf, Mentr), the label-aware NN attack (NNCls), SAMIA, and LiRA (beyond the
+#: paper). Eleven curves on one log-log panel cannot be told apart.
+ROC_ATTACKS: tuple[str, ...] = ("conf", "mentr", "nncls", "samia", "lira")
+
 
 def _variants(victims: VariantsArg) -> list[Variant]:
     return [victims] if isinstance(victims, Variant) else list(victims)
+
+
+def variant_grid(
+    exp: Experiment,
+    pruners: Sequence[str] | None = None,
+    sparsities: Sequence[float] | None = None,
+    *,
+    include_original: bool = True,
+) -> list[Variant]:
+    """The variants of every pruning method x sparsity, the original first.
+
+    PAPER.md, "Pruning": the methods and sparsity levels a table compares. ``None`` takes
+    the experiment's own pruning method (or sparsity); variants come method by method,
+    each over ``sparsities`` in order (the order of :func:`miakit.sweep.pruning_grid`).
+
+    Example:
+        >>> variant_grid(exp, sparsities=[0.5, 0.7])  # doctest: +SKIP
+        [Variant(None, 0.0, ...), Variant('l1_unstructured', 0.5, ...), ...]
+    """
+    methods = [exp.config.pruner] if pruners is None else list(pruners)
+    levels = [exp.config.sparsity] if sparsities is None else list(sparsities)
+    out = [ORIGINAL] if include_original else []
+    return out + [exp.variant(p, s) for p in methods for s in levels]
+
+
+def split_table(exp: Experiment) -> pd.DataFrame:
+    """The split sizes of the victim and every shadow: one row per role.
+
+    PAPER.md, "Data and splits": ``train`` (the role's members), ``dev`` (early stopping
+    only) and ``test`` (its non-members), after the experiment's columns and ``model``
+    (the role).
+    """
+    splits = [exp.splits.victim, *exp.splits.shadows]
+    rows = []
+    for role, split in zip(exp.roles(), splits, strict=True):
+        train, dev, test = split.sizes()
+        rows.append({**exp.columns(), "model": role, "train": train, "dev": dev, "test": test})
+    return pd.DataFrame(rows)
+
+
+def labels(frame: pd.DataFrame, prefix: str = "victim") -> pd.Series:
+    """Each row's variant label (:attr:`Variant.label`), rebuilt from its real columns.
+
+    For display only (a legend, a pivot's column names): the variant is rebuilt from
+    ``<prefix>_pruner``, ``<prefix>_sparsity``, ``<prefix>_defense`` and the
+    ``<prefix>_defense_<option>`` columns, never parsed from a label.
+
+    Raises:
+        KeyError: ``frame`` lacks the ``<prefix>_pruner`` / ``_sparsity`` / ``_defense``
+            columns (e.g. ``prefix="shadow"`` on a table without shadows).
+    """
+    need = [f"{prefix}_pruner", f"{prefix}_sparsity", f"{prefix}_defense"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"labels needs the columns {missing}; give the table's prefix (victim, shadow)"
+        )
+    head = f"{prefix}_defense_"
+    options = [c for c in frame.columns if c.startswith(head)]
+
+    def label(row: pd.Series) -> str:
+        pruner = row[f"{prefix}_pruner"]
+        if pruner == NO_PRUNER:
+            return ORIGINAL.label
+        given = {c.removeprefix(head): row[c] for c in options if not pd.isna(row[c])}
+        defense = make_defense(row[f"{prefix}_defense"], **given)
+        return Variant(pruner, float(row[f"{prefix}_sparsity"]), defense).label
+
+    return frame.apply(label, axis=1).rename(prefix)
 
 
 def model_columns(exp: Experiment, variant: Variant, role: str = "victim") -> dict[str, Any]:
@@ -119,28 +201,52 @@ def variants_table(exp: Experiment, variants: VariantsArg) -> pd.DataFrame:
 def attack_table(
     exp: Experiment,
     victims: VariantsArg = ORIGINAL,
-    shadows: Variant | None = None,
+    shadows: Variant | Sequence[Variant | None] | None = None,
     attacks: Sequence[str] | None = None,
+    *,
+    names: Sequence[str] | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Attacks against one or several victim variants: one row per victim x attack.
 
+    Rows come victim by victim, each over ``attacks`` in order.
+
     Args:
         exp: the experiment.
         victims: a variant or a list of them.
-        shadows: the shadows' variant for every victim; ``None``: each victim's own (the
-            paper's default, adaptive adversary).
+        shadows: the shadows' variant for every victim, or a list with one per victim
+            (paired by position, e.g. a defended victim attacked once with undefended and
+            once with defended shadows); ``None`` (or a ``None`` in the list): the
+            victim's own (the paper's default, adaptive adversary).
         attacks: attack names (default: every attack of :data:`miakit.attacks.ATTACKS`).
+        names: one display name per victim (e.g. ``"PPB, adaptive"``), put in a ``model``
+            column first; for legends and pivots only.
         **options: attack options (e.g. SAMIA's ``use_sensitivity=False``); attacks that
             do not take them are an error, so pass them with a matching ``attacks``.
+
+    Raises:
+        ValueError: ``shadows`` or ``names`` is a list of another length than ``victims``.
     """
-    names = list(attacks) if attacks is not None else list(ATTACKS)
-    results = []
-    for victim in _variants(victims):
+    attack_names = list(attacks) if attacks is not None else list(ATTACKS)
+    vs = _variants(victims)
+    pools = [shadows] * len(vs) if shadows is None or isinstance(shadows, Variant) else shadows
+    if len(pools) != len(vs):
+        raise ValueError(
+            f"attack_table got {len(vs)} victims but {len(pools)} shadows; give one shadow "
+            "variant for all victims, or a list with one per victim"
+        )
+    if names is not None and len(names) != len(vs):
+        raise ValueError(f"attack_table got {len(vs)} victims but {len(names)} names")
+    results, models = [], []
+    for i, (victim, pool) in enumerate(zip(vs, pools, strict=True)):
         model = model_columns(exp, victim)
-        for name in names:
-            results.append(exp.attack_scores(name, victim, shadows, **options).result(model))
-    return ordered(results_frame(results))
+        for name in attack_names:
+            results.append(exp.attack_scores(name, victim, pool, **options).result(model))
+            models.append(None if names is None else names[i])
+    frame = ordered(results_frame(results))
+    if names is not None:
+        frame.insert(0, "model", models)
+    return frame
 
 
 def ordered(frame: pd.DataFrame) -> pd.DataFrame:
@@ -218,28 +324,35 @@ def divergence(exp: Experiment, variants: VariantsArg, role: str = "victim") -> 
 
 
 def divergence_means(
-    exp: Experiment, variants: VariantsArg, signal: str = "confidence"
+    exp: Experiment, variants: VariantsArg, signal: str | Sequence[str] = "confidence"
 ) -> pd.DataFrame:
     """Member and non-member means of a signal, and their gap, per variant.
 
-    One row per variant: the variant's columns, ``variant`` (display label),
-    ``member_mean``, ``nonmember_mean``, ``gap`` (PAPER.md, "Prediction divergence":
-    on CIFAR-10 DenseNet121 the confidence means go 0.81/0.67 -> 0.96/0.73).
+    PAPER.md, "Prediction divergence (the analysis)" (on CIFAR-10 DenseNet121 the
+    confidence means go 0.81/0.67 -> 0.96/0.73: :data:`miakit.reported.DIVERGENCE_MEANS`).
+    One row per variant x signal (variant by variant): the variant's columns
+    (``victim_pruner``, ...), ``variant`` (display label), ``signal`` (``"confidence"``
+    or ``"sensitivity"``, the columns of :func:`divergence`), ``member_mean``,
+    ``nonmember_mean`` and ``gap`` (member - non-member).
     """
+    signals = [signal] if isinstance(signal, str) else list(signal)
     rows = []
     for variant in _variants(variants):
         d = divergence(exp, variant)
-        values, members = d[signal].to_numpy(), d["membership"].to_numpy() == 1
-        m, n = float(values[members].mean()), float(values[~members].mean())
-        rows.append(
-            {
-                **variant.columns("victim"),
-                "variant": variant.label,
-                "member_mean": m,
-                "nonmember_mean": n,
-                "gap": m - n,
-            }
-        )
+        members = d["membership"].to_numpy() == 1
+        for name in signals:
+            values = d[name].to_numpy()
+            m, n = float(values[members].mean()), float(values[~members].mean())
+            rows.append(
+                {
+                    **variant.columns("victim"),
+                    "variant": variant.label,
+                    "signal": name,
+                    "member_mean": m,
+                    "nonmember_mean": n,
+                    "gap": m - n,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -271,10 +384,57 @@ def class_gaps(
 def compaction(exp: Experiment, variant: Variant, role: str = "victim") -> pd.DataFrame:
     """What physically removing a pruned model's zeroed filters gains (beyond the paper).
 
-    One row: the variant's columns, parameters and MACs before and after, the measured
-    inference speed-up (:func:`miakit.prune.compaction_report` on a copy).
+    PAPER.md, "Pruning" keeps the masks; :func:`miakit.prune.compact` removes the dead
+    filters and channels (checking that the outputs are unchanged). One row: the
+    variant's columns, :func:`miakit.prune.compaction_report` on a batch of 128 samples
+    (parameters before and after, median forward latency and speed-up, which vary from
+    run to run), and the role's test accuracy with the masked and the compacted model.
     """
-    model = exp.model(role, variant).model
-    x = exp.data.x[:256]
-    report = compaction_report(model, x)
-    return pd.DataFrame([{**variant.columns("victim"), **report.as_dict()}])
+    masked = exp.model(role, variant).model
+    example = exp.data.x[:1].to(exp.device)
+    compacted = compact(masked, example)
+    batch = exp.data.x[:128].to(exp.device)
+    report = asdict(compaction_report(masked, compacted, batch))
+    test = exp.role_data(role)[2]
+    return pd.DataFrame(
+        [
+            {
+                **variant.columns("victim"),
+                **report,
+                "test_acc_masked": accuracy(masked, test, device=exp.device),
+                "test_acc_compacted": accuracy(compacted, test, device=exp.device),
+            }
+        ]
+    )
+
+
+def sparsity_table(exp: Experiment, variants: VariantsArg, role: str = "victim") -> pd.DataFrame:
+    """Accuracy and the full sparsity report of one role's model in each variant.
+
+    PAPER.md, "Pruning". One row per variant, like :func:`variants_table` (``model``,
+    ``variant``, ``pruner``, ``sparsity`` requested, ``defense``...,  ``train_acc``,
+    ``test_acc``, ``gap``) with :meth:`miakit.prune.SparsityReport.summary` measured on
+    the model: ``realised_sparsity`` (its ``sparsity``: zero Conv/Linear weights),
+    ``sparsity_all``, ``channel_sparsity`` (zero BatchNorm channels, which the cache does
+    not hold), ``macs_fraction`` and the counts behind them.
+    """
+    rows = []
+    for variant in _variants(variants):
+        trained = exp.model(role, variant)
+        summary = sparsity_report(trained.model, exp.data.input_shape).summary()
+        info = trained.info
+        cols = {k.removeprefix("m_"): v for k, v in variant.columns("m").items()}
+        rows.append(
+            {
+                **exp.columns(),
+                "model": role,
+                "variant": variant.label,
+                **cols,
+                "train_acc": info["train_acc"],
+                "test_acc": info["test_acc"],
+                "gap": info["train_acc"] - info["test_acc"],
+                "realised_sparsity": summary.pop("sparsity"),
+                **summary,
+            }
+        )
+    return pd.DataFrame(rows)
