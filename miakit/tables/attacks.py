@@ -1,0 +1,154 @@
+"""Tables of attacks: one row per victim x attack, ROC curves, per-class results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from miakit.attacks import ATTACKS
+from miakit.attacks.scores import AttackScores
+from miakit.defenses import make_defense
+from miakit.experiment import Experiment
+from miakit.metrics import results_frame
+from miakit.tables.models import VariantsArg, _variants, model_columns
+from miakit.variants import NO_PRUNER, ORIGINAL, Variant
+
+__all__ = ["ROC_ATTACKS", "attack_table", "labels", "ordered", "per_class", "roc"]
+
+#: The attacks whose ROC curves the notebooks draw by default: the strongest threshold
+#: attacks (Conf, Mentr), the label-aware NN attack (NNCls), SAMIA, and LiRA (beyond the
+#: paper). Eleven curves on one log-log panel cannot be told apart.
+ROC_ATTACKS: tuple[str, ...] = ("conf", "mentr", "nncls", "samia", "lira")
+
+
+def attack_table(
+    exp: Experiment,
+    victims: VariantsArg = ORIGINAL,
+    shadows: Variant | Sequence[Variant | None] | None = None,
+    attacks: Sequence[str] | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Attacks against one or several victim variants: one row per victim x attack.
+
+    Rows come victim by victim, each over ``attacks`` in order.
+
+    Args:
+        exp: the experiment.
+        victims: a variant or a list of them.
+        shadows: the shadows' variant for every victim, or a list with one per victim
+            (paired by position, e.g. a defended victim attacked once with undefended and
+            once with defended shadows); ``None`` (or a ``None`` in the list): the
+            victim's own (the paper's default, adaptive adversary).
+        attacks: attack names (default: every attack of :data:`miakit.attacks.ATTACKS`).
+        names: one display name per victim (e.g. ``"PPB, adaptive"``), put in a ``model``
+            column first; for legends and pivots only.
+        **options: attack options (e.g. SAMIA's ``use_sensitivity=False``); attacks that
+            do not take them are an error, so pass them with a matching ``attacks``.
+
+    Raises:
+        ValueError: ``shadows`` or ``names`` is a list of another length than ``victims``.
+    """
+    attack_names = list(attacks) if attacks is not None else list(ATTACKS)
+    vs = _variants(victims)
+    pools = [shadows] * len(vs) if shadows is None or isinstance(shadows, Variant) else shadows
+    if len(pools) != len(vs):
+        raise ValueError(
+            f"attack_table got {len(vs)} victims but {len(pools)} shadows; give one shadow "
+            "variant for all victims, or a list with one per victim"
+        )
+    if names is not None and len(names) != len(vs):
+        raise ValueError(f"attack_table got {len(vs)} victims but {len(names)} names")
+    results, models = [], []
+    for i, (victim, pool) in enumerate(zip(vs, pools, strict=True)):
+        model = model_columns(exp, victim)
+        for name in attack_names:
+            results.append(exp.attack_scores(name, victim, pool, **options).result(model))
+            models.append(None if names is None else names[i])
+    frame = ordered(results_frame(results))
+    if names is not None:
+        frame.insert(0, "model", models)
+    return frame
+
+
+def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns in reading order: experiment, victim, shadows, ``adaptive``, attack, metrics."""
+
+    def group(col: str) -> int:
+        if col in ("dataset", "arch", "seed", "split_seed"):
+            return 0
+        if col.startswith("victim_"):
+            return 1
+        if col.startswith("shadow_"):
+            return 2
+        if col == "adaptive":
+            return 3
+        if col == "attack":
+            return 4
+        if col.startswith("attack_"):
+            return 5
+        return 6
+
+    cols = sorted(frame.columns, key=lambda c: (group(c), list(frame.columns).index(c)))
+    return frame[cols]
+
+
+def labels(frame: pd.DataFrame, prefix: str = "victim") -> pd.Series:
+    """Each row's variant label (:attr:`Variant.label`), rebuilt from its real columns.
+
+    For display only (a legend, a pivot's column names): the variant is rebuilt from
+    ``<prefix>_pruner``, ``<prefix>_sparsity``, ``<prefix>_defense`` and the
+    ``<prefix>_defense_<option>`` columns, never parsed from a label.
+
+    Raises:
+        KeyError: ``frame`` lacks the ``<prefix>_pruner`` / ``_sparsity`` / ``_defense``
+            columns (e.g. ``prefix="shadow"`` on a table without shadows).
+    """
+    need = [f"{prefix}_pruner", f"{prefix}_sparsity", f"{prefix}_defense"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"labels needs the columns {missing}; give the table's prefix (victim, shadow)"
+        )
+    head = f"{prefix}_defense_"
+    options = [c for c in frame.columns if c.startswith(head)]
+
+    def label(row: pd.Series) -> str:
+        pruner = row[f"{prefix}_pruner"]
+        if pruner == NO_PRUNER:
+            return ORIGINAL.label
+        given = {c.removeprefix(head): row[c] for c in options if not pd.isna(row[c])}
+        defense = make_defense(row[f"{prefix}_defense"], **given)
+        return Variant(pruner, float(row[f"{prefix}_sparsity"]), defense).label
+
+    return frame.apply(label, axis=1).rename(prefix)
+
+
+def roc(
+    exp: Experiment,
+    attacks: Sequence[str],
+    victim: Variant = ORIGINAL,
+    shadows: Variant | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{attack: (fpr, tpr)}`` ROC curves against one victim, for :func:`plots.roc_loglog`."""
+    return {name: exp.attack_scores(name, victim, shadows).roc() for name in attacks}
+
+
+def per_class(
+    exp: Experiment,
+    attacks: Sequence[str],
+    victims: VariantsArg,
+    shadows: Variant | None = None,
+) -> pd.DataFrame:
+    """Each attack's metrics per ground-truth class, for each victim variant."""
+    frames = []
+    for victim in _variants(victims):
+        model = model_columns(exp, victim)
+        for name in attacks:
+            scores: AttackScores = exp.attack_scores(name, victim, shadows)
+            frames.append(scores.per_class(model))
+    return pd.concat(frames, ignore_index=True)
