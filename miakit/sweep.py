@@ -13,12 +13,13 @@ A profile's sweep values are its :class:`~miakit.config.Grid` (``grid(profile)``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import pandas as pd
 
 from miakit import tables
+from miakit.attacks import ATTACKS
 from miakit.config import Grid, grid
 from miakit.defenses import DefenseParams, NoDefense, make_defense
 from miakit.experiment import Experiment
@@ -27,17 +28,40 @@ from miakit.plots.style import display_name
 from miakit.variants import ORIGINAL, Variant
 
 __all__ = [
+    "ABLATION_BASELINES",
+    "KNOWLEDGE_ATTACKS",
+    "PER_CLASS_ATTACKS",
     "SAMIA_ABLATIONS",
+    "STRONG_ATTACKS",
     "Grid",
     "ablation_table",
+    "accuracy_tables",
     "defense_grid",
+    "defense_settings",
     "grid",
     "knowledge_grid",
     "knowledge_summary",
+    "method_variants",
     "methods_arch",
     "methods_experiment",
     "pruning_grid",
+    "sparsity_variants",
+    "variants_tables",
 ]
+
+#: The attacks of the adversary-knowledge grids (notebook 06): the best threshold attack
+#: of the paper's setting and SAMIA (PAPER.md, "SAMIA").
+KNOWLEDGE_ATTACKS: tuple[str, ...] = ("conf", "samia")
+
+#: The neural baselines SAMIA's ablations are compared with (notebook 07; PAPER.md,
+#: attacks 6-8 less Top3-NN).
+ABLATION_BASELINES: tuple[str, ...] = ("nn", "nncls")
+
+#: The attacks whose per-class vulnerability notebook 09 compares (beyond the paper).
+PER_CLASS_ATTACKS: tuple[str, ...] = ("samia", "lira")
+
+#: The strongest attacks, compared at low FPR in notebook 09 with the best threshold one.
+STRONG_ATTACKS: tuple[str, ...] = ("lira", "rmia", "samia")
 
 
 def methods_arch(exp: Experiment) -> str:
@@ -63,6 +87,39 @@ def methods_experiment(exp: Experiment) -> Experiment:
     if config == exp.config:
         return exp
     return Experiment(config, store=exp.store, device=exp.device, progress=exp.progress)
+
+
+def sparsity_variants(exp: Experiment, sparsities: Iterable[float]) -> list[Variant]:
+    """The original and the experiment's pruner at each sparsity, its own one included.
+
+    ``[ORIGINAL, exp.variant(sparsity=s) for s in ascending({*sparsities, exp's})]``:
+    the victims and shadows of the sparsity-mismatch grid (PAPER.md, "SAMIA").
+    """
+    levels = sorted({*sparsities, exp.config.sparsity})
+    return [ORIGINAL, *(exp.variant(sparsity=s) for s in levels)]
+
+
+def method_variants(exp: Experiment, pruners: Iterable[str]) -> list[Variant]:
+    """The original and each pruning method at the experiment's sparsity, in order."""
+    return [ORIGINAL, *(exp.variant(p) for p in pruners)]
+
+
+def accuracy_tables(experiments: Sequence[Experiment]) -> pd.DataFrame:
+    """:func:`miakit.tables.accuracy_table` of several experiments in one frame.
+
+    The ``arch`` (and ``dataset``, ``seed``) columns tell the experiments apart, e.g. an
+    experiment and its :func:`methods_experiment`.
+    """
+    frames = [tables.accuracy_table(e) for e in experiments]
+    return pd.concat(frames, ignore_index=True)
+
+
+def variants_tables(
+    points: Sequence[tuple[Experiment, Sequence[Variant]]],
+) -> pd.DataFrame:
+    """:func:`miakit.tables.variants_table` of several (experiment, variants) in one frame."""
+    frames = [tables.variants_table(e, variants) for e, variants in points]
+    return pd.concat(frames, ignore_index=True)
 
 
 def pruning_grid(
@@ -94,10 +151,16 @@ def knowledge_grid(
 
     PAPER.md, "SAMIA": the default adversary prunes the shadows with the victim's method
     and sparsity (``adaptive`` true); this grid crosses every victim variant with every
-    shadow variant (mismatched method or sparsity).
+    shadow variant (mismatched method or sparsity). ``victim_label`` and
+    ``shadow_label`` (:attr:`Variant.label`) are display columns, e.g. a heat map's rows
+    and columns.
     """
     frames = [
-        tables.attack_table(exp, v, shadows=s, attacks=attacks) for v in victims for s in shadows
+        tables.attack_table(exp, v, shadows=s, attacks=attacks).assign(
+            victim_label=v.label, shadow_label=s.label
+        )
+        for v in victims
+        for s in shadows
     ]
     return tables.ordered(pd.concat(frames, ignore_index=True))
 
@@ -141,17 +204,27 @@ def ablation_table(
 ) -> pd.DataFrame:
     """SAMIA with and without the sensitivity feature, attention vs MLP, per variant.
 
-    ``ablation`` is a display column (the label of :data:`SAMIA_ABLATIONS`, or a
-    baseline attack's title); the options are real columns (``attack_use_sensitivity``,
-    ``attack_mlp``). ``baselines`` adds those attacks' rows for comparison.
+    PAPER.md, "SAMIA" (claim 2): what attention and the sensitivity feature add. Per
+    variant, one row per :data:`SAMIA_ABLATIONS` entry, then each ``baselines`` attack's
+    row per variant (e.g. :data:`ABLATION_BASELINES`) for comparison. The SAMIA options
+    are real columns (``attack_use_sensitivity``, ``attack_mlp``; SAMIA's defaults where
+    an ablation leaves one unset, NaN on the baselines' rows). ``ablation`` (the label
+    of :data:`SAMIA_ABLATIONS`, or a baseline attack's title) and ``victim_label``
+    (:attr:`Variant.label`) are display columns.
     """
+    defaults = {f.name: f.default for f in fields(ATTACKS["samia"])}
     frames = []
-    for label, options in SAMIA_ABLATIONS:
-        frame = tables.attack_table(exp, variants, attacks=["samia"], **options)
-        frames.append(frame.assign(ablation=label))
+    for variant in variants:
+        for label, options in SAMIA_ABLATIONS:
+            frame = tables.attack_table(exp, variant, attacks=["samia"], **options)
+            shown = {f"attack_{k}": options.get(k, defaults[k]) for k in ("use_sensitivity", "mlp")}
+            frames.append(frame.assign(**shown, ablation=label, victim_label=variant.label))
     if baselines:
-        frame = tables.attack_table(exp, variants, attacks=baselines)
-        frames.append(frame.assign(ablation=frame["attack"].map(display_name)))
+        for variant in variants:
+            frame = tables.attack_table(exp, variant, attacks=baselines)
+            frames.append(
+                frame.assign(ablation=frame["attack"].map(display_name), victim_label=variant.label)
+            )
     out = tables.ordered(pd.concat(frames, ignore_index=True))
     return out[["ablation", *[c for c in out.columns if c != "ablation"]]]
 
@@ -160,9 +233,32 @@ def ablation_table(
 _SYMBOLS = {"lam": "λ", "theta": "θ", "noise_multiplier": "σ"}
 
 
-def _parameter(defense: DefenseParams) -> str:
+def _shown_options(defense: DefenseParams) -> str:
+    """The defense's swept options as text, e.g. ``"λ=4"`` (``""``: none to show)."""
     params = {k: v for k, v in sorted(defense.params().items()) if v is not None}
     return " ".join(f"{_SYMBOLS[k]}={v:g}" for k, v in params.items() if k in _SYMBOLS)
+
+
+def defense_settings(
+    grid: Grid,
+    *,
+    lambdas: Sequence[float] | None = None,
+    thetas: Sequence[float] | None = None,
+    noise_multipliers: Sequence[float] | None = None,
+) -> list[DefenseParams]:
+    """The settings of :func:`defense_grid`: no defense, then :meth:`Grid.defenses`.
+
+    ``NoDefense()`` (the undefended pruned model), then PPB per lambda, AdvReg per theta
+    and DP-SGD per noise multiplier (PAPER.md, "The defense"): the grid's lists, or those
+    given (a notebook's parameters; ``None`` keeps the grid's).
+    """
+    chosen = {
+        "lambdas": lambdas,
+        "thetas": thetas,
+        "noise_multipliers": noise_multipliers,
+    }
+    given = {k: tuple(v) for k, v in chosen.items() if v is not None}
+    return [NoDefense(), *replace(grid, **given).defenses()]
 
 
 def defense_grid(
@@ -178,8 +274,10 @@ def defense_grid(
     (``NoDefense()`` is the undefended pruned model) or a ``(name, options)`` pair: every
     attack's metrics, non-adaptive (shadows pruned without the defense) and/or adaptive
     (shadows pruned with the same defense and setting), with the victim's accuracy,
-    realised sparsity and epsilon as columns. ``parameter`` (e.g. ``"λ=4"``) and
-    ``setting`` (``"ppb λ=4"``) are display columns.
+    realised sparsity and epsilon as columns. ``parameter`` (e.g. ``"λ=4"``; the
+    defense's name, ``"none"``, where it has no option to show) and ``setting``
+    (``"ppb λ=4"``, ``"none"``) are display columns. With both adversaries, the
+    undefended model has one row (adaptive): its shadows are the same either way.
     """
     pruned = exp.variant()
     frames = []
@@ -195,11 +293,11 @@ def defense_grid(
                 continue  # identical to the adaptive row: the shadows are the same
             shadows = victim if is_adaptive else pruned
             frame = tables.attack_table(exp, victim, shadows=shadows, attacks=attacks)
-            parameter = _parameter(defense)
+            shown = _shown_options(defense)
             frames.append(
                 frame.assign(
-                    parameter=parameter,
-                    setting=f"{defense.name} {parameter}".strip(),
+                    parameter=shown or defense.name,
+                    setting=f"{defense.name} {shown}" if shown else defense.name,
                 )
             )
     return tables.ordered(pd.concat(frames, ignore_index=True))

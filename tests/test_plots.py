@@ -190,7 +190,13 @@ def test_default_figures_are_column_wide() -> None:
         "attack_bars": plots.attack_bars(frame),
         "metric_lines": plots.metric_lines(_sweep(), x="sparsity", y="auc", hue="pruner"),
         "privacy_utility": plots.privacy_utility(
-            pd.DataFrame({"defense": ["none", "ppb"], "test_acc": [0.7, 0.6], "auc": [0.8, 0.6]})
+            pd.DataFrame(
+                {
+                    "victim_defense": ["none", "ppb"],
+                    "victim_test_acc": [0.7, 0.6],
+                    "auc": [0.8, 0.6],
+                }
+            )
         ),
         "heatmap": plots.heatmap(frame, index="victim", columns="attack", values="auc"),
     }
@@ -461,9 +467,9 @@ def test_metric_lines_with_style_column() -> None:
 def test_privacy_utility_markers_and_annotations() -> None:
     frame = pd.DataFrame(
         {
-            "defense": ["none", "ppb", "ppb", "ppb", "advreg", "advreg"],
+            "victim_defense": ["none", "ppb", "ppb", "ppb", "advreg", "advreg"],
             "lam": [np.nan, 1, 4, 16, 1, 8],
-            "test_acc": [0.71, 0.70, 0.69, 0.65, 0.66, 0.60],
+            "victim_test_acc": [0.71, 0.70, 0.69, 0.65, 0.66, 0.60],
             "auc": [0.80, 0.74, 0.68, 0.62, 0.73, 0.65],
         }
     )
@@ -477,6 +483,109 @@ def test_privacy_utility_markers_and_annotations() -> None:
     np.testing.assert_allclose(lines["PPB"].get_xdata(), [0.70, 0.69, 0.65])
     with pytest.raises(KeyError, match="lambda"):
         plots.privacy_utility(frame, label="lambda")
+
+
+def test_privacy_utility_facet_panels() -> None:
+    """facet="adaptive": a non-adaptive and an adaptive panel; the undefended row in both."""
+    frame = pd.DataFrame(
+        {
+            "victim_defense": ["none", "ppb", "ppb", "ppb", "ppb"],
+            "adaptive": [True, False, True, False, True],
+            "parameter": ["none", "λ=1", "λ=1", "λ=4", "λ=4"],
+            "victim_test_acc": [0.71, 0.70, 0.70, 0.65, 0.65],
+            "auc": [0.80, 0.74, 0.78, 0.62, 0.70],
+        }
+    )
+    fig = plots.privacy_utility(frame, label="parameter", facet="adaptive")
+    assert len(fig.axes) == 2 and fig.get_size_inches()[0] == plots.FULL_WIDTH
+    left, right = fig.axes
+    assert [ax.get_title(loc="right") for ax in fig.axes] == [
+        "non-adaptive attack",
+        "adaptive attack",
+    ]
+    for ax, ppb in ((left, [0.74, 0.62]), (right, [0.78, 0.70])):
+        lines = {line.get_label(): line for line in ax.lines}
+        np.testing.assert_allclose(lines["no defense"].get_ydata(), [0.80])  # in both panels
+        np.testing.assert_allclose(lines["PPB"].get_ydata(), ppb)
+        assert [t.get_text() for t in ax.texts] == ["no defense", "λ=1", "λ=4"]
+    assert _legend_texts(left.get_legend()) == ["no defense", "PPB", "chance (0.5)"]
+    assert right.get_legend() is None  # one legend for the figure
+    assert left.get_shared_y_axes().joined(left, right)
+    with pytest.raises(ValueError, match="facet"):
+        plots.privacy_utility(frame, facet="adaptive", ax=left)
+    with pytest.raises(KeyError, match="setting"):
+        plots.privacy_utility(frame, facet="setting")
+
+
+def test_heatmap_facet_panels() -> None:
+    """facet="attack": one heat map per attack, in table order, on one colour scale."""
+    frame = pd.DataFrame(
+        {
+            "attack": ["samia"] * 4 + ["conf"] * 4,
+            "victim_label": ["original", "original", "l1_unstructured@0.7", "l1_unstructured@0.7"]
+            * 2,
+            "shadow_label": ["original", "l1_unstructured@0.7"] * 4,
+            "auc": [0.70, 0.60, 0.65, 0.72, 0.52, 0.55, 0.58, 0.61],
+        }
+    )
+    fig = plots.heatmap(
+        frame, facet="attack", index="victim_label", columns="shadow_label", values="auc"
+    )
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["SAMIA", "Conf"]
+    assert len(fig.axes) == 4  # two heat maps and their colour bars
+    assert fig.get_size_inches()[0] == plots.FULL_WIDTH
+    assert [t.get_text() for t in panels[0].texts] == ["0.70", "0.60", "0.65", "0.72"]
+    assert [t.get_text() for t in panels[1].texts] == ["0.52", "0.55", "0.58", "0.61"]
+    for ax in panels:
+        mesh = ax.collections[0]
+        assert (mesh.norm.vmin, mesh.norm.vmax) == (0.52, 0.72)  # the whole table's range
+        assert ax.get_ylabel() == "victim" and ax.get_xlabel() == "shadows"
+    rows = [t.get_text() for t in panels[0].get_yticklabels()]
+    assert rows == ["original", "L1 unstructured@0.7"]  # the shared rows, on the left only
+    assert panels[0].get_shared_y_axes().joined(panels[0], panels[1])
+    fig = plots.heatmap(
+        frame, facet="attack", index="victim_label", columns="shadow_label", values="auc", vmin=0.5
+    )
+    assert fig.axes[0].collections[0].norm.vmin == 0.5
+    with pytest.raises(ValueError, match="facet"):
+        plots.heatmap(
+            frame,
+            facet="attack",
+            index="victim_label",
+            columns="shadow_label",
+            values="auc",
+            ax=fig.axes[0],
+        )
+
+
+def test_structured_columns_read_as_before() -> None:
+    """The tables' structured columns show the words of the old label columns."""
+    assert plots.display_name("none", "victim_pruner") == "original"
+    assert plots.display_name("none", "shadow_pruner") == "original"
+    assert plots.display_name("none") == "no defense"  # without the column: the defense
+    assert plots.display_name("none", "victim_defense") == "no defense"
+    assert plots.display_name(True, "adaptive") == "adaptive attack"
+    assert plots.display_name(np.False_, "adaptive") == "non-adaptive attack"
+    assert plots.display_name(True) == "True"
+    assert plots.display_name("victim_test_acc") == plots.display_name("test_acc")
+    assert plots.display_name("victim_sparsity") == plots.display_name("sparsity")
+    assert plots.display_name("victim_pruner") == plots.display_name("pruner")
+    assert plots.display_name("victim_defense") == plots.display_name("defense")
+    assert plots.display_name("victim_label") == "victim"
+    assert plots.display_name("shadow_label") == "shadows"
+    frame = pd.DataFrame(
+        {
+            "attack": ["conf", "conf", "samia", "samia"],
+            "victim_pruner": ["none", "slimming"] * 2,
+            "auc": [0.6, 0.7, 0.65, 0.75],
+        }
+    )
+    ax = plots.attack_bars(frame, hue="victim_pruner").axes[0]
+    assert _legend_texts(ax.get_legend()) == ["original", "network slimming", "chance (0.5)"]
+    assert ax.get_legend().get_title().get_text() == "pruning method"
+    ax = plots.attack_bars(frame, by="victim_pruner", hue="attack").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["original", "network slimming"]
 
 
 def test_heatmap_cells_order_and_labels() -> None:

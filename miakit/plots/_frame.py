@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["aggregate", "levels", "numeric", "require_columns"]
+__all__ = ["aggregate", "levels", "numeric", "panel_levels", "require_columns"]
 
 
 def require_columns(frame: Any, columns: Sequence[str | None], func: str) -> pd.DataFrame:
@@ -41,6 +42,18 @@ def levels(frame: pd.DataFrame, column: str | None) -> list[Any]:
             "or drop those rows"
         )
     return list(pd.unique(values))
+
+
+def panel_levels(frame: pd.DataFrame, column: str) -> list[Any]:
+    """The panels of a faceted figure: a column's levels, ``False`` before ``True``.
+
+    A boolean column (e.g. ``adaptive``) gives its panels in that order; any other
+    column in order of first appearance, like :func:`levels`.
+    """
+    values = levels(frame, column)
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return sorted(values)
+    return values
 
 
 def numeric(frame: pd.DataFrame, column: str, func: str) -> pd.Series:

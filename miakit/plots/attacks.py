@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -26,8 +27,14 @@ from miakit.plots._axes import (
     legend_above,
     new_axes,
 )
-from miakit.plots._frame import aggregate, levels, numeric, require_columns
-from miakit.plots.style import COLUMN_WIDTH, display_name, level_style, style_context
+from miakit.plots._frame import aggregate, levels, numeric, panel_levels, require_columns
+from miakit.plots.style import (
+    COLUMN_WIDTH,
+    FULL_WIDTH,
+    display_name,
+    level_style,
+    style_context,
+)
 
 __all__ = ["attack_bars", "heatmap", "roc_loglog"]
 
@@ -199,11 +206,11 @@ def attack_bars(
                 width=width,
                 yerr=np.nan_to_num(std) if spread else None,
                 error_kw={"elinewidth": 0.6, "ecolor": "0.2"},
-                label=None if hue is None else display_name(level),
+                label=None if hue is None else display_name(level, hue),
                 **style.bar_kwargs(),
             )
         chance_line(ax, metric)
-        category_ticks(ax, [display_name(g) for g in groups])
+        category_ticks(ax, [display_name(g, by) for g in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
         if metric in ("auc", "balanced_accuracy"):
             top = float(np.nanmax(stats["mean"] + np.nan_to_num(stats["std"])))
@@ -227,6 +234,7 @@ def heatmap(
     vmax: float | None = None,
     xlabel: str | None = None,
     ylabel: str | None = None,
+    facet: str | None = None,
     ax: Axes | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
@@ -238,10 +246,15 @@ def heatmap(
     cell is annotated, and the default ``cividis`` map is colour-blind safe with
     monotone lightness, so it reads in greyscale.
 
+    With ``facet`` (e.g. ``"attack"``), one panel per level of that column, side by side
+    in order of first appearance, sharing the rows' axis and titled with the level's
+    :func:`display_name`; the panels share one colour scale (``vmin`` and ``vmax``
+    default to the whole table's extremes).
+
     Args:
         frame: a tidy table.
-        index: the column along the rows (e.g. ``"victim"``).
-        columns: the column along the columns (e.g. ``"shadows"``).
+        index: the column along the rows (e.g. ``"victim_label"``).
+        columns: the column along the columns (e.g. ``"shadow_label"``).
         values: the numeric column shown (e.g. ``"auc"``).
         fmt: the annotation format.
         cmap: the colour map.
@@ -249,24 +262,55 @@ def heatmap(
         vmax: the upper end of the colour scale.
         xlabel: the x-axis label (default from :data:`DISPLAY_NAMES`).
         ylabel: the y-axis label (default from :data:`DISPLAY_NAMES`).
-        ax: draw into these axes instead of a new figure.
-        figsize: ``(width, height)`` of a new figure.
+        facet: a column giving one panel per level (``None``: one heat map).
+        ax: draw into these axes instead of a new figure (not with ``facet``).
+        figsize: ``(width, height)`` of a new figure (with ``facet``: of the whole
+            figure, default ``FULL_WIDTH`` wide).
 
     Returns:
         The figure.
 
     Raises:
         KeyError: when a column is missing.
-        ValueError: on an empty table or non-numeric values.
+        ValueError: on an empty table, non-numeric values, or ``facet`` with ``ax``.
     """
-    require_columns(frame, [index, columns, values], "heatmap")
+    require_columns(frame, [index, columns, values, facet], "heatmap")
+    if facet is not None:
+        if ax is not None:
+            raise ValueError("heatmap: facet draws its own panels; pass ax or facet, not both")
+        shown = numeric(frame, values, "heatmap")
+        panels = panel_levels(frame, facet)
+        with style_context():
+            fig, axes = plt.subplots(
+                1,
+                len(panels),
+                figsize=figsize or (FULL_WIDTH, 2.9),
+                squeeze=False,
+                sharey=True,
+            )
+            for panel_ax, level in zip(axes[0], panels, strict=True):
+                heatmap(
+                    frame[frame[facet] == level],
+                    index=index,
+                    columns=columns,
+                    values=values,
+                    fmt=fmt,
+                    cmap=cmap,
+                    vmin=shown.min() if vmin is None else vmin,
+                    vmax=shown.max() if vmax is None else vmax,
+                    xlabel=xlabel,
+                    ylabel=ylabel,
+                    ax=panel_ax,
+                )
+                panel_ax.set_title(display_name(level, facet))
+        return fig
     rows = levels(frame, index)
     cols = levels(frame, columns)
     data = frame.assign(_v=numeric(frame, values, "heatmap"))
     grid = data.pivot_table(index=index, columns=columns, values="_v", aggfunc="mean", sort=False)
     grid = grid.reindex(index=rows, columns=cols)
-    grid.index = [display_name(r) for r in rows]
-    grid.columns = [display_name(c) for c in cols]
+    grid.index = [display_name(r, index) for r in rows]
+    grid.columns = [display_name(c, columns) for c in cols]
     with style_context():
         fig, ax = new_axes(ax, figsize)
         sns.heatmap(

@@ -52,6 +52,7 @@ __all__ = [
     "DISPLAY_NAMES",
     "FULL_WIDTH",
     "HATCHES",
+    "LEVEL_NAMES",
     "LINESTYLES",
     "MARKERS",
     "MEMBER_STYLE",
@@ -131,12 +132,37 @@ DISPLAY_NAMES: dict[str, str] = {
     "attack": "attack",
     "victim": "victim",
     "shadows": "shadows",
+    # The structured columns of the miakit.tables / miakit.sweep frames.
+    "victim_pruner": "pruning method",
+    "victim_sparsity": "sparsity",
+    "victim_realised_sparsity": "realised sparsity",
+    "victim_defense": "defense",
+    "victim_train_acc": "train accuracy",
+    "victim_test_acc": "test accuracy",
+    "victim_epsilon": "ε (DP-SGD)",
+    "victim_label": "victim",
+    "shadow_pruner": "shadow pruning method",
+    "shadow_sparsity": "shadow sparsity",
+    "shadow_defense": "shadow defense",
+    "shadow_label": "shadows",
 }
 """Names shown on axes and legends for column names (the paper's words).
 
 Column titles only: attacks, pruning methods, defenses and datasets take their text from
 the ``title`` of their registry entry (:func:`display_name`). Unknown values are shown as
 they are; a notebook may add entries.
+"""
+
+
+LEVEL_NAMES: dict[str, dict[Any, str]] = {
+    "victim_pruner": {"none": "original"},
+    "shadow_pruner": {"none": "original"},
+    "adaptive": {False: "non-adaptive attack", True: "adaptive attack"},
+}
+"""Texts of particular values of particular columns: ``display_name(value, column)``.
+
+A pruner column's ``"none"`` is the original (unpruned) model, not the defense of that
+name; ``adaptive`` tells the two adversaries of PAPER.md, "The defense" apart.
 """
 
 
@@ -166,27 +192,34 @@ def _title(key: str) -> str | None:
     return title if title is not None else DISPLAY_NAMES.get(key)
 
 
-def display_name(value: Any) -> str:
+def display_name(value: Any, column: str | None = None) -> str:
     """The text shown for a column name or a category level.
 
     Args:
         value: a column name (``"auc"``), a registry key (an attack ``"samia"``, a pruning
             method ``"l1_unstructured"``, a defense ``"ppb"``, a dataset ``"cifar10"``) or
             a number.
+        column: the column ``value`` comes from, when it is a level: values listed for
+            that column in :data:`LEVEL_NAMES` get their text there (``"none"`` of
+            ``victim_pruner`` is ``"original"``, ``True`` of ``adaptive`` is
+            ``"adaptive attack"``).
 
     Returns:
-        For a string: the ``title`` of its registry entry (``ATTACKS``, ``PRUNERS``,
-        ``DEFENSES``, ``DATASETS``), else its :data:`DISPLAY_NAMES` entry; a variant label
-        such as ``"l1_unstructured@0.7"`` shows its pruner's title
-        (``"L1 unstructured@0.7"``); any other string as it is. ``f"{value:g}"`` for a real
-        number, else ``str(value)``.
+        The :data:`LEVEL_NAMES` text of ``(column, value)``, if any. Else, for a string:
+        the ``title`` of its registry entry (``ATTACKS``, ``PRUNERS``, ``DEFENSES``,
+        ``DATASETS``), else its :data:`DISPLAY_NAMES` entry; a variant label such as
+        ``"l1_unstructured@0.7"`` shows its pruner's title (``"L1 unstructured@0.7"``);
+        any other string as it is. ``f"{value:g}"`` for a real number, else ``str(value)``.
     """
+    named = LEVEL_NAMES.get(column, {}) if column is not None else {}
+    if isinstance(value, (str, bool, np.bool_)) and value in named:
+        return named[value]
     if isinstance(value, str):
         title = _title(value)
         if title is not None:
             return title
-        # Variant labels ("l1_unstructured@0.7+ppb(...)"): notebooks still pass them.
-        # TODO(merge): drop once plots receive the victim_pruner column (ARCHITECTURE.md, 4).
+        # Variant labels ("l1_unstructured@0.7+ppb(...)"), the values of the display
+        # columns victim_label / shadow_label (Variant.label): only the text is changed.
         head, at, tail = value.partition("@")
         if at:
             title = _title(head)

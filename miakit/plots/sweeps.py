@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from miakit.plots._axes import CHANCE, chance_line, legend_above, new_axes
-from miakit.plots._frame import aggregate, levels, numeric, require_columns
-from miakit.plots.style import LINESTYLES, display_name, level_style, style_context
+from miakit.plots._frame import aggregate, levels, numeric, panel_levels, require_columns
+from miakit.plots.style import (
+    FULL_WIDTH,
+    LINESTYLES,
+    display_name,
+    level_style,
+    style_context,
+)
 
 __all__ = ["metric_lines", "privacy_utility"]
 
@@ -79,7 +86,9 @@ def metric_lines(
                 if style is not None:
                     kw["linestyle"] = LINESTYLES[j % len(LINESTYLES)]
                 label = (
-                    display_name(h) if style is None else f"{display_name(h)}, {display_name(s)}"
+                    display_name(h, hue)
+                    if style is None
+                    else f"{display_name(h, hue)}, {display_name(s, style)}"
                 )
                 ax.errorbar(
                     rows["_x"].to_numpy(dtype=float),
@@ -100,7 +109,7 @@ def metric_lines(
             for i, h in enumerate(hues):
                 kw = level_style(i).line_kwargs()
                 kw["linestyle"] = "-"
-                handles.append(Line2D([], [], label=display_name(h), **kw))
+                handles.append(Line2D([], [], label=display_name(h, hue), **kw))
             for j, s in enumerate(styles):
                 handles.append(
                     Line2D(
@@ -108,7 +117,7 @@ def metric_lines(
                         [],
                         color="0.3",
                         linestyle=LINESTYLES[j % len(LINESTYLES)],
-                        label=display_name(s),
+                        label=display_name(s, style),
                     )
                 )
             if y in ("auc", "balanced_accuracy"):
@@ -120,12 +129,13 @@ def metric_lines(
 def privacy_utility(
     frame: pd.DataFrame,
     *,
-    x: str = "test_acc",
+    x: str = "victim_test_acc",
     y: str = "auc",
-    hue: str = "defense",
+    hue: str = "victim_defense",
     label: str | None = None,
     xlabel: str | None = None,
     ylabel: str | None = None,
+    facet: str | None = None,
     ax: Axes | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
@@ -136,25 +146,69 @@ def privacy_utility(
     with ``label``, annotated. A good defense sits right (accurate) and low (private);
     for AUC and balanced accuracy a dotted line marks chance.
 
+    With ``facet`` (e.g. ``"adaptive"``), one panel per level of that column, side by
+    side (``False`` before ``True``, else in order of first appearance), sharing both
+    axes, each titled at the right with the level's :func:`display_name` (``adaptive``:
+    "non-adaptive attack", "adaptive attack"); only the first panel keeps its legend.
+    The undefended model (``hue`` level ``"none"``) is drawn in every panel: without a
+    defense the adaptive and the non-adaptive adversary train on the same shadows, so
+    :func:`miakit.sweep.defense_grid` keeps one row of it.
+
     Args:
-        frame: one row per defended model x attack, with utility and attack columns.
-        x: the utility column (default ``"test_acc"``).
+        frame: one row per defended model x attack, with utility and attack columns
+            (e.g. :func:`miakit.sweep.defense_grid` rows of one attack).
+        x: the utility column (default ``"victim_test_acc"``).
         y: the attack-success column (default ``"auc"``).
-        hue: the column telling defenses apart.
-        label: an optional column annotated beside each point (e.g. ``"lam"``).
+        hue: the column telling defenses apart (default ``"victim_defense"``).
+        label: an optional column annotated beside each point (e.g. ``"parameter"``).
         xlabel: the x-axis label (default from :data:`DISPLAY_NAMES`).
         ylabel: the y-axis label (default from :data:`DISPLAY_NAMES`).
-        ax: draw into these axes instead of a new figure.
-        figsize: ``(width, height)`` of a new figure.
+        facet: a column giving one panel per level (``None``: one panel).
+        ax: draw into these axes instead of a new figure (not with ``facet``).
+        figsize: ``(width, height)`` of a new figure (with ``facet``: of the whole
+            figure, default ``FULL_WIDTH`` wide).
 
     Returns:
         The figure.
 
     Raises:
         KeyError: when a column is missing.
-        ValueError: on an empty table or non-numeric ``x`` or ``y``.
+        ValueError: on an empty table, non-numeric ``x`` or ``y``, or ``facet`` with ``ax``.
     """
-    require_columns(frame, [x, y, hue, label], "privacy_utility")
+    require_columns(frame, [x, y, hue, label, facet], "privacy_utility")
+    if facet is not None:
+        if ax is not None:
+            raise ValueError(
+                "privacy_utility: facet draws its own panels; pass ax or facet, not both"
+            )
+        panels = panel_levels(frame, facet)
+        undefended = frame[hue] == "none"
+        with style_context():
+            fig, axes = plt.subplots(
+                1,
+                len(panels),
+                figsize=figsize or (FULL_WIDTH, 3.0),
+                squeeze=False,
+                sharex=True,
+                sharey=True,
+            )
+            for panel_ax, level in zip(axes[0], panels, strict=True):
+                privacy_utility(
+                    frame[(frame[facet] == level) | undefended],
+                    x=x,
+                    y=y,
+                    hue=hue,
+                    label=label,
+                    xlabel=xlabel,
+                    ylabel=ylabel,
+                    ax=panel_ax,
+                )
+                panel_ax.set_title(display_name(level, facet), loc="right")
+            for panel_ax in axes[0][1:]:
+                legend = panel_ax.get_legend()
+                if legend is not None:
+                    legend.remove()
+        return fig
     xs = numeric(frame, x, "privacy_utility")
     ys = numeric(frame, y, "privacy_utility")
     with style_context():
@@ -163,13 +217,13 @@ def privacy_utility(
             rows = (frame[hue] == h).to_numpy()
             kw = level_style(i).line_kwargs()
             px, py = xs[rows].to_numpy(dtype=float), ys[rows].to_numpy(dtype=float)
-            ax.plot(px, py, label=display_name(h), markersize=4.0, **kw)
+            ax.plot(px, py, label=display_name(h, hue), markersize=4.0, **kw)
             if label is not None:
                 for xi, yi, text in zip(px, py, frame[label][rows], strict=True):
                     if pd.isna(text):
                         continue
                     ax.annotate(
-                        display_name(text),
+                        display_name(text, label),
                         (xi, yi),
                         xytext=(3, 3),
                         textcoords="offset points",
