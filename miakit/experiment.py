@@ -68,9 +68,13 @@ class Experiment(ModelSteps):
             than on two) and torch's default otherwise; an int sets it; ``None``
             leaves it alone. Attack models train with torch's default.
 
+    The model steps (data, split, roles, train, prune, fine-tune/defend) come from
+    :class:`~miakit.steps.ModelSteps`; this class adds the signals and the attacks.
+
     Example:
         >>> exp = Experiment(profile("quick"))            # doctest: +SKIP
-        >>> exp.accuracy_table()                          # doctest: +SKIP
+        >>> scores = exp.attack_scores("samia", exp.variant())  # doctest: +SKIP
+        >>> tables.attack_table(exp, [ORIGINAL, exp.variant()])  # doctest: +SKIP
     """
 
     # -- attack signals -------------------------------------------------------------------
