@@ -91,6 +91,7 @@ def atomic_dir(final: PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a plain folder's mode instead
         try:
             os.replace(tmp, final)
         except OSError:

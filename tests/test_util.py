@@ -42,6 +42,7 @@ def test_atomic_dir_renames_on_success_keeps_winner_and_discards_on_error(tmp_pa
     with _util.atomic_dir(final) as tmp:
         (tmp / "a").write_text("first")
     assert (final / "a").read_text() == "first"
+    assert final.stat().st_mode & 0o777 == 0o777 & ~_umask()
     with _util.atomic_dir(final) as tmp:  # a second writer loses the race quietly
         (tmp / "a").write_text("second")
     assert (final / "a").read_text() == "first"
