@@ -85,7 +85,8 @@ def store_outputs(executed: str | Path, target: str | Path) -> Path:
     """Copy an executed notebook's outputs into the committed notebook, clean for git.
 
     The cell sources of ``target`` are kept; the outputs and execution counts come from
-    ``executed`` (a papermill run of the same notebook). papermill's metadata, its
+    ``executed``, a papermill run of the same code cells (markdown edited since the run
+    is kept: prose does not change outputs). papermill's metadata, its
     timing records and the injected-parameters cell are dropped, so the stored notebook
     holds the outputs of a run and nothing of the machine that ran it.
 
@@ -100,9 +101,13 @@ def store_outputs(executed: str | Path, target: str | Path) -> Path:
     run = json.loads(Path(executed).read_text())
     book = json.loads(Path(target).read_text())
     cells = [c for c in run["cells"] if "injected-parameters" not in c["metadata"].get("tags", [])]
-    if [c["source"] for c in cells] != [c["source"] for c in book["cells"]]:
+
+    def code(cs: list[dict]) -> list[tuple[str, Any]]:
+        return [(c["cell_type"], c["source"] if c["cell_type"] == "code" else None) for c in cs]
+
+    if code(cells) != code(book["cells"]):
         raise ValueError(
-            f"{executed} is not a run of {target} as it is now (the cells differ); "
+            f"{executed} is not a run of {target} as it is now (the code cells differ); "
             "execute the notebook again before storing its outputs"
         )
     for mine, ran in zip(book["cells"], cells, strict=True):

@@ -52,7 +52,7 @@ def test_store_outputs_refuses_a_run_of_another_version(tmp_path: Path) -> None:
     target.write_text(json.dumps(_book([_code("a = 1")])))
     executed = tmp_path / "run.ipynb"
     executed.write_text(json.dumps(_book([_code("a = 99")])))
-    with pytest.raises(ValueError, match="cells differ"):
+    with pytest.raises(ValueError, match="code cells differ"):
         store_outputs(executed, target)
     assert json.loads(target.read_text())["cells"][0]["source"] == ["a = 1"]
 
@@ -64,3 +64,13 @@ def test_find_notebooks_in_order_and_only() -> None:
     assert [b.name[:2] for b in find_notebooks(root, ["3", "04"])] == ["03", "04"]
     with pytest.raises(ValueError, match="no notebook numbered"):
         find_notebooks(root, ["42"])
+
+
+def test_store_outputs_keeps_prose_edited_after_the_run(tmp_path: Path) -> None:
+    md = {"cell_type": "markdown", "metadata": {}, "source": ["new prose"], "id": "m"}
+    target = tmp_path / "00_x.ipynb"
+    target.write_text(json.dumps(_book([md, _code("a = 1")])))
+    executed = tmp_path / "run.ipynb"
+    executed.write_text(json.dumps(_book([{**md, "source": ["old prose"]}, _code("a = 1")])))
+    store_outputs(executed, target)
+    assert json.loads(target.read_text())["cells"][0]["source"] == ["new prose"]
