@@ -25,7 +25,7 @@ from miakit.defenses import DefenseParams, NoDefense, make_defense
 from miakit.experiment import Experiment
 from miakit.models import ARCHS
 from miakit.plots.style import display_name
-from miakit.variants import ORIGINAL, Variant
+from miakit.variants import Variant
 
 __all__ = [
     "ABLATION_BASELINES",
@@ -95,13 +95,12 @@ def sparsity_variants(exp: Experiment, sparsities: Iterable[float]) -> list[Vari
     ``[ORIGINAL, exp.variant(sparsity=s) for s in ascending({*sparsities, exp's})]``:
     the victims and shadows of the sparsity-mismatch grid (PAPER.md, "SAMIA").
     """
-    levels = sorted({*sparsities, exp.config.sparsity})
-    return [ORIGINAL, *(exp.variant(sparsity=s) for s in levels)]
+    return tables.variant_grid(exp, sparsities=sorted({*sparsities, exp.config.sparsity}))
 
 
 def method_variants(exp: Experiment, pruners: Iterable[str]) -> list[Variant]:
     """The original and each pruning method at the experiment's sparsity, in order."""
-    return [ORIGINAL, *(exp.variant(p) for p in pruners)]
+    return tables.variant_grid(exp, list(pruners))
 
 
 def accuracy_tables(experiments: Sequence[Experiment]) -> pd.DataFrame:
@@ -136,8 +135,7 @@ def pruning_grid(
     sparsity. Shadows are pruned like the victim (the default adversary).
     ``include_original`` adds the unpruned victim (``victim_pruner == "none"``).
     """
-    variants = [ORIGINAL] if include_original else []
-    variants += [exp.variant(p, s) for p in pruners for s in sparsities]
+    variants = tables.variant_grid(exp, pruners, sparsities, include_original=include_original)
     return tables.attack_table(exp, variants, attacks=attacks)
 
 
