@@ -8,10 +8,13 @@ modules re-export what users need (``miakit.train.resolve_device``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
 import tempfile
+import types
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ __all__ = [
     "atomic_write",
     "check_fraction",
     "check_membership",
+    "check_types",
     "file_digest",
     "model_device",
     "num_threads",
@@ -174,6 +178,62 @@ def check_membership(
     return m
 
 
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "True or False"}
+
+
+def _type_matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, bool
+        )
+    if origin is not None:
+        return isinstance(value, origin)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_words(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_words(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if typing.get_origin(hint) is not None:
+        return f"a {typing.get_origin(hint).__name__}"
+    return _TYPE_WORDS.get(hint, f"a {getattr(hint, '__name__', hint)}")
+
+
+def check_types(obj: Any) -> None:
+    """Check every field of a dataclass instance against its annotation, at construction.
+
+    ``int`` fields take integers only (not ``2.5``, ``True`` or ``"3"``), ``float``
+    fields any real number, ``str`` strings; unions, ``None``, containers (checked by
+    their outer type) and dataclasses are understood. An integer given to a ``float``
+    field is stored as a float (so ``1`` and ``1.0`` are one config and one cache key).
+    Raises one ``ValueError`` naming the field, the value and the expected type.
+    """
+    cls = type(obj)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not _type_matches(value, hints[f.name]):
+            raise ValueError(
+                f"{cls.__name__}.{f.name}={value!r} has the wrong type: expected "
+                f"{_type_words(hints[f.name])}, got {type(value).__name__}"
+            )
+        if hints[f.name] is float and not isinstance(value, float):
+            object.__setattr__(obj, f.name, float(value))
+
+
 # --------------------------------------------------------------------------- torch
 
 
@@ -181,7 +241,12 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None``/``"auto"`` -> CUDA when available, else CPU; otherwise as given."""
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device {str(device)!r} was asked for but CUDA is not available; use 'cpu'"

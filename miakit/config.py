@@ -19,9 +19,11 @@ slice them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from miakit._util import check_types
 from miakit.attacks import ATTACKS, BASELINES
 from miakit.data import DATASETS, canonical_name
 from miakit.defenses import LAMBDAS, NOISE_MULTIPLIERS, THETAS, DefenseParams, make_defense
@@ -83,6 +85,24 @@ class ExperimentConfig:
     attack_lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        if isinstance(self.dataset_options, Mapping):
+            object.__setattr__(self, "dataset_options", tuple(sorted(self.dataset_options.items())))
+        check_types(self)
+        if not all(
+            isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)
+            for pair in self.dataset_options
+        ):
+            raise ValueError(
+                f"dataset_options must be (name, value) pairs such as "
+                f"(('num_samples', 4000),), got {self.dataset_options!r}"
+            )
+        for name in ("train", "finetune"):
+            nested = getattr(self, name)
+            if nested is not None and nested.seed != 0:
+                raise ValueError(
+                    f"{name}.seed={nested.seed} is not used: each role's training seed comes "
+                    "from `seed` (victim seed, shadow i seed + 1 + i); set seed instead"
+                )
         try:
             object.__setattr__(self, "dataset", canonical_name(self.dataset))
         except (KeyError, TypeError):
@@ -105,7 +125,7 @@ class ExperimentConfig:
             or self.split_seed < 0
         ):
             raise ValueError(f"split_seed must be a non-negative integer, got {self.split_seed!r}")
-        if not isinstance(self.num_shadows, int) or self.num_shadows < 1:
+        if self.num_shadows < 1:
             raise ValueError(f"num_shadows must be an integer >= 1, got {self.num_shadows!r}")
         object.__setattr__(self, "sparsity", check_sparsity(self.sparsity))
         if self.sensitivity_m < 1 or not self.sensitivity_eps > 0:

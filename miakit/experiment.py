@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,7 @@ from miakit.attacks import (
 )
 from miakit.config import PROFILES, ExperimentConfig, profile
 from miakit.metrics import AttackResult
-from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel
+from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel, derives_key
 from miakit.store import Store, config_key
 from miakit.train import logits, sensitivity
 from miakit.variants import ORIGINAL, Variant
@@ -106,13 +105,7 @@ class Experiment(ModelSteps):
         on the victim's samples are all OUT.
         """
         c = self.config
-        key = {
-            "model": self._model_key(role, variant),
-            "samples": samples,
-            "m": c.sensitivity_m,
-            "eps": c.sensitivity_eps,
-            "version": STEP_VERSIONS["signals"],
-        }
+        key = self._signals_key(role, variant, samples)
         idx = self._sample_set(role, samples)
         membership = np.isin(idx, self._split(role).train).astype(np.int64)
 
@@ -131,7 +124,7 @@ class Experiment(ModelSteps):
             return {"logits": out, "sensitivity": sens}, {}
 
         with num_threads(self.threads):
-            tensors, _ = self.store.get_or_create("signals", key, create)
+            tensors, _ = self._cached("signals", key, create)
         out = tensors["logits"].double()
         return AttackInputs(
             posteriors=out.softmax(1).numpy(),
@@ -141,6 +134,10 @@ class Experiment(ModelSteps):
             logits=out.numpy(),
             sample_ids=idx,
         )
+
+    @derives_key
+    def _signals_key(self, role: str, variant: Variant, samples: str) -> dict[str, Any]:
+        return self.step_key("signals", {"model": self._model_key(role, variant)}, samples=samples)
 
     def shadow_signals(self, variant: Variant = ORIGINAL) -> AttackInputs:
         """All shadows' signals on their own members and non-members, pooled."""
@@ -166,7 +163,7 @@ class Experiment(ModelSteps):
         )
 
     # -- attacks --------------------------------------------------------------------------
-    @cached_property
+    @property
     def attack_settings(self) -> AttackSettings:
         """The neural attacks' training settings, from the config (device: the experiment's)."""
         c = self.config
@@ -196,17 +193,13 @@ class Experiment(ModelSteps):
             raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
         shadows = victim if shadows is None else shadows
         target = self.signals("victim", victim)
-        key = {
-            "victim": self._model_key("victim", victim),
-            "fitted": self._fitted_key(name, victim, shadows, options),
-            "version": STEP_VERSIONS["attack"],
-        }
+        key = self._attack_key(name, victim, shadows, options)
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             scores = self._fitted_attack(name, victim, shadows, options).score(target)
             return {"scores": torch.from_numpy(scores.scores)}, {"threshold": scores.threshold}
 
-        tensors, info = self.store.get_or_create("attack", key, create)
+        tensors, info = self._cached("attack", key, create)
         return AttackScores(
             attack=name,
             scores=tensors["scores"].numpy(),
@@ -215,6 +208,19 @@ class Experiment(ModelSteps):
             labels=target.labels,
             sample_ids=target.sample_ids,
             columns=self.attack_columns(name, victim, shadows, options),
+        )
+
+    @derives_key
+    def _attack_key(
+        self, name: str, victim: Variant, shadows: Variant, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The scores' key: the target's signals and the fitted attack."""
+        return self.step_key(
+            "attack",
+            {
+                "target": self._signals_key("victim", victim, "own"),
+                "fitted": self._fitted_key(name, victim, shadows, options),
+            },
         )
 
     def attack_columns(
@@ -233,24 +239,27 @@ class Experiment(ModelSteps):
             **{f"attack_{k}": v for k, v in sorted(options.items())},
         }
 
+    @derives_key
     def _fitted_key(
         self, name: str, victim: Variant, shadows: Variant, options: dict[str, Any]
     ) -> dict[str, Any]:
-        """What a fitted attack depends on: its inputs as its ``uses`` declares, and settings."""
-        uses = ATTACKS[name].uses
-        key: dict[str, Any] = {
-            "attack": name,
-            "options": sorted(options.items()),
-            "settings": self.attack_settings.key(),
-            "m": self.config.sensitivity_m,
-            "eps": self.config.sensitivity_eps,
-            "version": STEP_VERSIONS["attack"],
-        }
-        if uses:
-            key["shadows"] = {r: self._model_key(r, shadows) for r in self.roles()[1:]}
-        if "references" in uses:  # the population ratios read the victim's signals
-            key["victim"] = self._model_key("victim", victim)
-        return key
+        """A fitted attack's key: the signals its ``uses`` declares, its options, its step.
+
+        An attack that trains a network (``persist``) is the ``fit_network`` step, which
+        reads the attack settings; the others are the ``fit`` step, which reads none.
+        """
+        cls = ATTACKS[name]
+        inputs: dict[str, Any] = {}
+        roles = self.roles()[1:]
+        if "shadows" in cls.uses:
+            inputs["shadows"] = [self._signals_key(r, shadows, "own") for r in roles]
+        if "references" in cls.uses:
+            inputs["references"] = [
+                self._signals_key(r, shadows, s) for r in roles for s in ("victim", "population")
+            ]
+            inputs["population"] = self._signals_key("victim", victim, "population")
+        step = "fit_network" if cls.persist else "fit"
+        return self.step_key(step, inputs, attack=name, options=sorted(options.items()))
 
     def _fitted_attack(
         self, name: str, victim: Variant, shadows: Variant, options: dict[str, Any]
@@ -259,27 +268,57 @@ class Experiment(ModelSteps):
 
         An attack with ``persist = True`` (the neural ones) stores its ``state()``
         in the cache (tensors only, safetensors), so another notebook attacking a
-        different victim with the same shadows reloads it instead of retraining.
+        different victim with the same shadows reloads it instead of retraining; its
+        training checkpoints every epoch beside the entry, so a killed run resumes.
         """
         key = self._fitted_key(name, victim, shadows, options)
         memo = config_key("fitted", key)
-        if memo in self._fitted:
-            return self._fitted[memo]
         cls = ATTACKS[name]
-        if cls.persist and self.store.has("attack_model", key):
-            tensors, meta = self.store.load_tensors("attack_model", key)
-            attack = cls.from_state(tensors, meta, self.attack_settings, **options)
-        else:
-            attack = make_attack(name, settings=self.attack_settings, **options)
-            attack.fit(
-                self.shadow_signals(shadows) if "shadows" in cls.uses else None,
-                self.references(victim, shadows) if "references" in cls.uses else None,
-            )
+        if memo in self._fitted:
+            if self.trace is not None:  # a reuse is a request all the same
+                kind = "attack_model" if cls.persist else "fitted"
+                with self.trace.requested(key["step"], config_key(kind, key)):
+                    pass
+            return self._fitted[memo]
+
+        def fitted() -> Any:
+            settings = self.attack_settings if cls.persist else None
+            attack = make_attack(name, settings=settings, **options)
+            shadow_inputs = self.shadow_signals(shadows) if "shadows" in cls.uses else None
+            refs = self.references(victim, shadows) if "references" in cls.uses else None
             if cls.persist:
-                tensors, meta = attack.state()
-                self.store.save_tensors("attack_model", key, tensors, meta)
+                attack.fit(
+                    shadow_inputs, refs, checkpoint=self.store.scratch("attack_model", key, "ckpt")
+                )
+            else:
+                attack.fit(shadow_inputs, refs)
+            return attack
+
+        if cls.persist:
+            created: list[Any] = []
+
+            def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+                created.append(fitted())
+                return created[0].state()
+
+            tensors, meta = self._cached("attack_model", key, create)
+            attack = (
+                created[0]
+                if created
+                else cls.from_state(tensors, meta, self.attack_settings, **options)
+            )
+        else:
+            attack = self._traced_fit(key, fitted)
         self._fitted[memo] = attack
         return attack
+
+    def _traced_fit(self, key: dict[str, Any], fitted: Any) -> Any:
+        """Run an in-memory fit, as a traced step when a :attr:`trace` is set."""
+        if self.trace is None:
+            return fitted()
+        digest = config_key("fitted", key)
+        with self.trace.requested(key["step"], digest), self.trace.computing(digest):
+            return fitted()
 
     def attack(
         self,

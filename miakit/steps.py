@@ -14,11 +14,14 @@ reloading is ``variant.defense.rebuild``, :func:`~miakit.prune.restore_masks`,
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
-from functools import cached_property
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -31,14 +34,116 @@ from miakit.defenses import DefenseParams, make_defense
 from miakit.models import ARCHS, build_model
 from miakit.prune import prune_model, restore_masks, sparsity_report
 from miakit.splits import Split
-from miakit.store import Store
+from miakit.store import CacheError, Store, config_key
 from miakit.train import FitResult, accuracy, fit, resolve_device
 from miakit.variants import ORIGINAL, Variant
 
-__all__ = ["STEP_VERSIONS", "ModelSteps", "TrainedModel"]
+__all__ = [
+    "STEP_FIELDS",
+    "STEP_VERSIONS",
+    "ModelSteps",
+    "StepTrace",
+    "TrainedModel",
+    "derives_key",
+]
 
 #: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
-STEP_VERSIONS = {"train": 3, "prune": 2, "signals": 1, "attack": 2}
+STEP_VERSIONS = {"train": 4, "prune": 3, "signals": 2, "fit": 1, "fit_network": 1, "attack": 3}
+
+#: The :class:`~miakit.config.ExperimentConfig` fields each cached step's computation
+#: reads. A step's key (:meth:`ModelSteps.step_key`) is made of exactly these fields'
+#: values, the keys of the artifacts the step consumes, its per-call parameters (role,
+#: variant, sample set, attack) and its version, so nothing else can be forgotten;
+#: ``tests/test_keys.py`` measures what each step really reads (:class:`StepTrace`) and
+#: checks that a changed field gives new keys to exactly the steps that read it.
+#: ``fit`` is a fitted attack that trains nothing (kept in memory), ``fit_network`` one
+#: that trains a network under the attack settings (stored), ``attack`` its scores.
+STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "train": ("dataset", "dataset_options", "split_seed", "arch", "seed", "train"),
+    "prune": ("dataset", "dataset_options", "split_seed", "seed", "train", "finetune"),
+    "signals": ("dataset", "dataset_options", "seed", "sensitivity_m", "sensitivity_eps"),
+    "fit": (),
+    "fit_network": ("seed", "attack_epochs", "attack_lr"),
+    "attack": (),
+}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@lru_cache(maxsize=64)
+def _splits(n: int, seed: int, count: int) -> Splits:
+    """The paper's split with ``count`` shadows (shadow ``i`` does not depend on ``count``)."""
+    return paper_splits(n, seed=seed, num_shadows=count)
+
+
+def derives_key(method: F) -> F:
+    """Mark a method that derives a cache key: its config reads are not a step's reads."""
+
+    @functools.wraps(method)
+    def wrapper(self: ModelSteps, *args: Any, **kwargs: Any) -> Any:
+        if self.trace is None:
+            return method(self, *args, **kwargs)
+        with self.trace.keying():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class StepTrace:
+    """What each cached step read and consumed while it computed (for key tests).
+
+    Set ``steps.trace = StepTrace()`` and give the steps a config that reports its
+    reads (``tests/test_keys.py`` does both): every computation of a cached step is a
+    frame; :meth:`read` records a config field into the innermost frame, and each
+    cached artifact requested inside a frame (computed or loaded) is recorded as
+    consumed by it.
+
+    Attributes:
+        reads: step key digest -> config fields read while computing it.
+        consumed: step key digest -> digests of the artifacts it requested.
+        steps: step key digest -> step name.
+    """
+
+    def __init__(self) -> None:
+        self.reads: dict[str, set[str]] = {}
+        self.consumed: dict[str, set[str]] = {}
+        self.steps: dict[str, str] = {}
+        self._stack: list[str] = []
+
+    def read(self, name: str) -> None:
+        """Record that the innermost computing step read config field ``name``."""
+        if self._stack:
+            self.reads[self._stack[-1]].add(name)
+
+    @contextlib.contextmanager
+    def requested(self, step: str, digest: str) -> Iterator[None]:
+        """Record a request of artifact ``digest`` (by the innermost frame)."""
+        if self._stack and self._stack[-1]:
+            self.consumed[self._stack[-1]].add(digest)
+        self.steps[digest] = step
+        self.reads.setdefault(digest, set())
+        self.consumed.setdefault(digest, set())
+        yield
+
+    @contextlib.contextmanager
+    def keying(self) -> Iterator[None]:
+        """A frame whose reads are dropped: deriving a key is not computing a result."""
+        self._stack.append("")
+        self.reads.setdefault("", set())
+        try:
+            yield
+        finally:
+            self._stack.pop()
+
+    @contextlib.contextmanager
+    def computing(self, digest: str) -> Iterator[None]:
+        """A frame: the computation of artifact ``digest``."""
+        self._stack.append(digest)
+        try:
+            yield
+        finally:
+            self._stack.pop()
 
 
 @dataclass
@@ -73,35 +178,42 @@ class ModelSteps:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be 'auto', None or an int >= 1, got {threads!r}")
         self.threads = threads
+        self.trace: StepTrace | None = None
         self._fitted: dict[str, Any] = {}
+        self._data: tuple[Any, Data] | None = None
 
     # -- data ------------------------------------------------------------------------------
-    @cached_property
+    @property
     def data(self) -> Data:
-        """The dataset pool (train and test concatenated), on the CPU."""
-        return load_dataset(
-            self.config.dataset, self.data_root, **dict(self.config.dataset_options)
-        )
+        """The dataset pool (train and test concatenated), on the CPU; loaded once."""
+        c = self.config
+        which = (c.dataset, c.dataset_options)
+        if self._data is None or self._data[0] != which:
+            self._data = (which, load_dataset(c.dataset, self.data_root, **dict(which[1])))
+        return self._data[1]
 
-    @cached_property
+    @property
     def splits(self) -> Splits:
         """Victim and shadow splits (PAPER.md, "Data and splits")."""
-        return paper_splits(
-            len(self.data), seed=self.config.split_seed, num_shadows=self.config.num_shadows
-        )
+        return _splits(len(self.data), self.config.split_seed, self.config.num_shadows)
 
     def roles(self) -> list[str]:
         """``["victim", "shadow0", ...]``."""
         return ["victim"] + [f"shadow{i}" for i in range(self.config.num_shadows)]
 
+    @derives_key
+    def check_role(self, role: str) -> str:
+        """``role`` if it is one of :meth:`roles`, else a ValueError listing them."""
+        if role not in self.roles():
+            raise ValueError(f"unknown role {role!r}; roles are {self.roles()}")
+        return role
+
     def _split(self, role: str) -> Split:
+        """A role's split; shadow ``i``'s depends on the split seed and ``i`` only."""
         if role == "victim":
-            return self.splits.victim
-        if role.startswith("shadow") and role[6:].isdigit():
-            i = int(role[6:])
-            if i < len(self.splits.shadows):
-                return self.splits.shadows[i]
-        raise ValueError(f"unknown role {role!r}; roles are {self.roles()}")
+            return _splits(len(self.data), self.config.split_seed, 1).victim
+        i = int(role[6:])
+        return _splits(len(self.data), self.config.split_seed, i + 1).shadows[i]
 
     def role_data(self, role: str) -> tuple[Data, Data, Data]:
         """``(train, dev, test)`` data of a role (members = train, non-members = test)."""
@@ -112,25 +224,73 @@ class ModelSteps:
         """Init/batch-order seed: victim ``seed``, shadow ``i`` ``seed + 1 + i``."""
         return self.config.seed if role == "victim" else self.config.seed + 1 + int(role[6:])
 
-    # -- keys ------------------------------------------------------------------------------
-    def _base_key(self, role: str) -> dict[str, Any]:
+    # -- keys and the cache ------------------------------------------------------------------
+    @derives_key
+    def step_key(
+        self, step: str, inputs: Mapping[str, Any] | None = None, **params: Any
+    ) -> dict[str, Any]:
+        """The cache key of one computation of ``step``.
+
+        It holds the config fields the step reads (:data:`STEP_FIELDS`), the keys of
+        the artifacts it consumes (``inputs``), its per-call ``params`` and its code
+        version (:data:`STEP_VERSIONS`): every input of the step, by construction.
+        """
         c = self.config
         return {
-            "dataset": c.dataset,
-            "dataset_options": c.dataset_options,
-            "split_seed": c.split_seed,
-            "num_shadows": c.num_shadows if role != "victim" else None,
-            "arch": c.arch,
-            "role": role,
-            "seed": self.role_seed(role),
-            "train": replace(c.train, seed=self.role_seed(role)),
-            "version": STEP_VERSIONS["train"],
+            "step": step,
+            "config": {name: getattr(c, name) for name in STEP_FIELDS[step]},
+            "inputs": dict(inputs or {}),
+            "params": params,
+            "version": STEP_VERSIONS[step],
         }
+
+    def _cached(
+        self,
+        kind: str,
+        key: dict[str, Any],
+        create: Callable[[], tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]],
+    ) -> tuple[dict[str, torch.Tensor], dict]:
+        """The store's entry for ``key``, computed by ``create`` when missing.
+
+        The one route of every cached step into the :class:`~miakit.store.Store`
+        (which locks, verifies and heals); with a :attr:`trace` set, the request and
+        the computation are recorded.
+        """
+        if self.trace is None:
+            return self.store.get_or_create(kind, key, create)
+        digest = config_key(kind, key)
+        trace = self.trace
+
+        def traced() -> tuple[Mapping[str, torch.Tensor], Mapping[str, Any]]:
+            with trace.computing(digest):
+                return create()
+
+        with trace.requested(key["step"], digest):
+            return self.store.get_or_create(kind, key, traced)
+
+    @derives_key
+    def _base_key(self, role: str) -> dict[str, Any]:
+        return self.step_key("train", role=self.check_role(role))
+
+    @derives_key
+    def _variant_key(self, role: str, variant: Variant) -> dict[str, Any]:
+        return self.step_key(
+            "prune",
+            {"model": self._base_key(role)},
+            pruner=variant.pruner,
+            sparsity=variant.sparsity,
+            defense=variant.defense.name,
+            defense_params=variant.defense.params(),
+        )
+
+    @derives_key
+    def _model_key(self, role: str, variant: Variant) -> dict[str, Any]:
+        return self._base_key(role) if variant.is_original else self._variant_key(role, variant)
 
     def new_model(self) -> nn.Module:
         """A freshly initialised network of the configured architecture."""
         info = DATASETS[self.config.dataset]
-        shape = tuple(self.data.x.shape[1:]) if "data" in self.__dict__ else info.input_shape
+        shape = tuple(self.data.x.shape[1:]) if self._data is not None else info.input_shape
         return build_model(self.config.arch, info.num_classes, tuple(shape))
 
     # -- trained models ----------------------------------------------------------------------
@@ -141,7 +301,8 @@ class ModelSteps:
 
     def _trained(self, role: str) -> TrainedModel:
         key = self._base_key(role)
-        if not self.store.has("model", key):
+
+        def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             train, dev, test = self.role_data(role)
             seed = self.role_seed(role)
             torch.manual_seed(seed)
@@ -164,10 +325,10 @@ class ModelSteps:
                 "test_acc": accuracy(model, test, device=self.device),
                 "history": [list(h.values()) for h in result.history],
             }
-            self.store.save_model("model", key, model.cpu(), info)
-        else:
-            model = self.new_model()
-        info = self.store.load_model("model", key, model)  # verified round trip either way
+            return model.cpu().state_dict(), info
+
+        tensors, info = self._cached("model", key, create)
+        model = _load_into(self.new_model(), tensors, key)  # verified round trip either way
         return TrainedModel(role, model.to(self.device).eval(), info)
 
     def victim(self) -> TrainedModel:
@@ -207,18 +368,6 @@ class ModelSteps:
             params,
         )
 
-    def _variant_key(self, role: str, variant: Variant) -> dict[str, Any]:
-        return {
-            "base": self._base_key(role),
-            "pruner": variant.pruner,
-            "sparsity": variant.sparsity,
-            # the shape hashed before defenses were dataclasses: name + sorted options
-            "defense": variant.defense.name,
-            "defense_params": tuple(sorted(variant.defense.params().items())),
-            "finetune": replace(self.config.finetune_config, seed=self.role_seed(role)),
-            "version": STEP_VERSIONS["prune"],
-        }
-
     def model(self, role: str, variant: Variant = ORIGINAL) -> TrainedModel:
         """A role's model in a variant: original, or pruned + fine-tuned (+ defended).
 
@@ -233,7 +382,8 @@ class ModelSteps:
 
     def _pruned(self, role: str, variant: Variant) -> TrainedModel:
         key = self._variant_key(role, variant)
-        if not self.store.has("model", key):
+
+        def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             base = self.trained(role)
             model = copy.deepcopy(base.model)
             prune_model(model, variant.pruner, variant.sparsity)
@@ -257,15 +407,13 @@ class ModelSteps:
                 "macs_fraction": report.macs_fraction,
                 **{f"defense_{k}": v for k, v in result.record().items()},
             }
-            self.store.save_model("model", key, model.cpu(), info)
-        tensors, info = self.store.load_tensors("model", key)
+            return model.cpu().state_dict(), info
+
+        tensors, info = self._cached("model", key, create)
         model = variant.defense.rebuild(self.new_model())
         restore_masks(model, tensors)
-        model.load_state_dict(tensors)
+        model = _load_into(model, tensors, key)
         return TrainedModel(role, model.to(self.device).eval(), info)
-
-    def _model_key(self, role: str, variant: Variant) -> dict[str, Any]:
-        return self._base_key(role) if variant.is_original else self._variant_key(role, variant)
 
     def describe(self) -> dict[str, Any]:
         """The config as a plain dict (for notebook headers)."""
@@ -275,3 +423,15 @@ class ModelSteps:
         """The experiment's columns of every result row: dataset, arch, seed, split seed."""
         c = self.config
         return {"dataset": c.dataset, "arch": c.arch, "seed": c.seed, "split_seed": c.split_seed}
+
+
+def _load_into(model: nn.Module, tensors: Mapping[str, torch.Tensor], key: Any) -> nn.Module:
+    """Load cached weights into ``model`` (strict), or one CacheError naming the entry."""
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise CacheError(
+            f"cached weights (key {config_key('model', key)[:12]}) do not fit "
+            f"{type(model).__name__}: {err}"
+        ) from err
+    return model

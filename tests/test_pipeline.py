@@ -42,16 +42,18 @@ def test_variant_labels_and_validation(exp):
     assert exp.variant(defense=PPBParams(lam=2.0)) == exp.variant(defense="ppb", lam=2)
 
 
-def test_variant_cache_keys_keep_their_shape(exp):
-    """Keys hash the defense name plus its sorted options, as before the dataclasses."""
+def test_variant_cache_keys_hold_the_defense_and_the_base_model(exp):
+    """A pruned model's key: the defense with all its options, and the base model's key."""
     key = exp._variant_key("victim", exp.variant(defense="dpsgd", noise_multiplier=0.1))
-    assert key["defense"] == "dpsgd"
-    assert key["defense_params"] == (
-        ("delta", None),
-        ("max_grad_norm", 1.0),
-        ("noise_multiplier", 0.1),
-    )
-    assert exp._variant_key("victim", exp.variant())["defense_params"] == ()
+    assert key["step"] == "prune"
+    assert key["params"]["defense"] == "dpsgd"
+    assert key["params"]["defense_params"] == {
+        "noise_multiplier": 0.1,
+        "max_grad_norm": 1.0,
+        "delta": None,
+    }
+    assert key["inputs"]["model"] == exp._base_key("victim")
+    assert exp._variant_key("victim", exp.variant())["params"]["defense_params"] == {}
 
 
 def test_pruned_models_are_cached_and_sparse(exp, monkeypatch):

@@ -15,6 +15,8 @@ from typing import Protocol
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from miakit._util import check_types
+
 __all__ = ["Objective", "TrainConfig", "cross_entropy"]
 
 
@@ -40,6 +42,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_types(self)
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
