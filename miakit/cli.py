@@ -25,18 +25,20 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
+import torch
 
 from miakit import tables
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
 from miakit.export import check_attacks, export_signals
 from miakit.plots import figures_root
-from miakit.run import find_notebooks, run_notebooks, store_outputs
-from miakit.store import Store
+from miakit.run import NotebookError, find_notebooks, run_notebooks, store_outputs
+from miakit.store import CacheError, Store, default_cache_dir
+from miakit.train import resolve_device
 from miakit.variants import ORIGINAL, Variant
 
 __all__ = ["main", "parse_set"]
@@ -89,11 +91,18 @@ def _config(args: argparse.Namespace) -> tuple[ExperimentConfig, dict[str, Any]]
     return profile(args.profile, **overrides), overrides
 
 
+def _store(args: argparse.Namespace) -> Store:
+    """The cache of ``--cache`` (else ``MIAKIT_CACHE``), checked writable before any work."""
+    store = Store(args.cache) if args.cache else Store()
+    store.check_writable()
+    return store
+
+
 def _experiment(args: argparse.Namespace, cfg: ExperimentConfig) -> Experiment:
     """The :class:`Experiment` of ``cfg`` on ``--cache``, ``--device`` and ``--data-root``."""
     return Experiment(
         cfg,
-        store=Store(args.cache) if args.cache else None,
+        store=_store(args),
         device=args.device,
         data_root=args.data_root,
         progress=not args.quiet,
@@ -102,12 +111,14 @@ def _experiment(args: argparse.Namespace, cfg: ExperimentConfig) -> Experiment:
 
 def _run(args: argparse.Namespace) -> int:
     cfg, overrides = _config(args)  # validates every override before any work
+    resolve_device(args.device)  # and the device
+    books = [] if args.no_notebooks else find_notebooks(args.notebooks, args.only)
     t0 = time.perf_counter()
     if not args.only:
         _pipeline_tables(args, cfg)
     if args.no_notebooks:
         return 0
-    books = find_notebooks(args.notebooks, args.only)
+    _store(args)
     print(f"\nExecuting {len(books)} notebook(s) with papermill ({args.profile} profile)")
     os.environ["MIAKIT_SET"] = json.dumps(overrides)
     if args.cache:
@@ -229,8 +240,8 @@ def _comma_list(value: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="miakit", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="miakit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a profile's cached pipeline and print its tables")
     _add_experiment_options(run)
     run.add_argument(
@@ -283,16 +294,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``miakit: error: ...; see miakit run --help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"miakit: error: {message}; see {self.prog} --help\n")
+
+
+#: The failures a user can cause (bad input, data, cache, device, a failed notebook);
+#: each is reported as one line and exit status 2. Anything else is a bug: traceback.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    KeyError,
+    OSError,
+    CacheError,
+    NotebookError,
+    torch.OutOfMemoryError,
+)
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, torch.OutOfMemoryError):
+        return "out of device memory; use a smaller batch, another GPU or --device cpu"
+    msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+    lines = [line.strip() for line in str(msg).splitlines() if line.strip()]
+    return " ".join(lines) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``miakit`` console command."""
+    """Entry point of the ``miakit`` console command.
+
+    Returns 0 on success, 2 with one ``miakit: error:`` line on an expected failure
+    (:data:`EXPECTED_ERRORS`), 130 with one line on Ctrl-C.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"miakit: error: {msg}", file=sys.stderr)
+    except EXPECTED_ERRORS as err:
+        print(f"miakit: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        root = Path(args.cache) if getattr(args, "cache", None) else default_cache_dir()
+        print(
+            f"miakit: interrupted; every finished artifact is saved in the cache ({root}) "
+            "and a training run stopped mid-way resumes from its last epoch: run the same "
+            "command again to continue",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["find_notebooks", "run_notebooks", "store_outputs"]
+__all__ = ["NotebookError", "find_notebooks", "run_notebooks", "store_outputs"]
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed: one line naming it, the cell's error, and the executed copy."""
 
 _NOTEBOOK = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 
@@ -52,6 +56,10 @@ def run_notebooks(
     Each notebook runs in its own folder (so its relative paths work) with
     ``profile`` and ``parameters`` injected after its ``parameters`` cell;
     ``MIAKIT_PROFILE`` is set for the kernel too.
+
+    Raises:
+        NotebookError: a cell failed; the message names the notebook, the cell, the
+            error's first line and the executed copy holding the whole traceback.
     """
     import papermill as pm
 
@@ -64,14 +72,22 @@ def run_notebooks(
     try:
         for nb in notebooks:
             target = out / nb.name
-            pm.execute_notebook(
-                str(nb),
-                str(target),
-                parameters=params,
-                cwd=str(nb.parent),
-                progress_bar=progress,
-                kernel_name="python3",
-            )
+            try:
+                pm.execute_notebook(
+                    str(nb),
+                    str(target),
+                    parameters=params,
+                    cwd=str(nb.parent),
+                    progress_bar=progress,
+                    kernel_name="python3",
+                )
+            except pm.PapermillExecutionError as err:
+                first = str(err.evalue).strip().splitlines()
+                raise NotebookError(
+                    f"notebook {nb.name} failed in cell {err.exec_count}: {err.ename}: "
+                    f"{first[0] if first else ''} (the executed copy with the full "
+                    f"traceback is {target})"
+                ) from None
             done.append(target)
     finally:
         if old is None:
