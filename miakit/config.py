@@ -33,6 +33,7 @@ from miakit.train import TrainConfig
 
 __all__ = [
     "PROFILES",
+    "ParameterError",
     "ExperimentConfig",
     "Grid",
     "Profile",
@@ -40,6 +41,18 @@ __all__ = [
     "profile",
     "profile_names",
 ]
+
+
+class ParameterError(ValueError):
+    """A notebook parameter or setting is invalid: shown as one line, also in Jupyter.
+
+    IPython renders an exception through its ``_render_traceback_`` when it has one, so
+    a notebook whose ``parameters`` cell holds a bad value shows one
+    ``miakit: error:`` line instead of a traceback through the library.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"miakit: error: {self}"]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from miakit.attacks import (
     ReferenceSignals,
     make_attack,
 )
-from miakit.config import PROFILES, ExperimentConfig, profile
+from miakit.config import PROFILES, ExperimentConfig, ParameterError, profile
 from miakit.metrics import AttackResult
 from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel, derives_key
 from miakit.store import Store, config_key
@@ -351,7 +351,33 @@ def from_parameters(
     "resolve" step that follows each notebook's parameters cell. Overrides
     given to ``miakit run --set key=value`` reach the notebooks through the
     ``MIAKIT_SET`` environment variable (a JSON object), applied first.
+
+    Raises:
+        ParameterError: a bad parameter or setting (a ``ValueError`` that Jupyter shows
+            as one line).
     """
+    try:
+        return _from_parameters(
+            profile_name,
+            dict(dataset=dataset, arch=arch, pruner=pruner, sparsity=sparsity, seed=seed),
+            device,
+            store,
+            progress,
+            overrides,
+        )
+    except (ValueError, KeyError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise ParameterError(msg) from None
+
+
+def _from_parameters(
+    profile_name: str | None,
+    named: dict[str, Any],
+    device: str,
+    store: Store | None,
+    progress: bool,
+    overrides: dict[str, Any],
+) -> Experiment:
     env = os.environ.get("MIAKIT_SET")
     if env:
         try:
@@ -359,7 +385,6 @@ def from_parameters(
         except json.JSONDecodeError as err:
             raise ValueError(f"MIAKIT_SET must be a JSON object of settings: {err}") from None
         overrides = {**from_env, **{k: v for k, v in overrides.items() if v is not None}}
-    named = {"dataset": dataset, "arch": arch, "pruner": pruner, "sparsity": sparsity, "seed": seed}
     given = {k: v for k, v in overrides.items() if v is not None}
     given.update({k: v for k, v in named.items() if v is not None})
     if "dataset" in given and given["dataset"] != profile(profile_name).dataset:

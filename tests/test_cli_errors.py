@@ -195,3 +195,25 @@ def test_a_failing_notebook_is_one_line(tmp_path, capsys, monkeypatch):
     assert rc == 2 and len(err) == 1, err
     assert "01_fails.ipynb failed in cell 2: ValueError: the data is odd" in err[0]
     assert str(tmp_path / "runs" / "smoke" / "01_fails.ipynb") in err[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"sparsity": 2}, "sparsity must be a number"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"device": "foo"}, "unknown device 'foo'"),
+        ({"attack_epochs": "ten"}, "attack_epochs='ten'"),
+    ],
+)
+def test_the_notebooks_entry_point_shows_one_line(kwargs, text, monkeypatch):
+    """``from_parameters`` raises a ParameterError that Jupyter renders as one line."""
+    from miakit.config import ParameterError
+    from miakit.experiment import from_parameters
+
+    monkeypatch.delenv("MIAKIT_SET", raising=False)
+    with pytest.raises(ParameterError, match=text) as caught:
+        from_parameters("smoke", **kwargs)
+    assert isinstance(caught.value, ValueError)
+    shown = caught.value._render_traceback_()
+    assert len(shown) == 1 and shown[0].startswith("miakit: error: ") and text in shown[0]
