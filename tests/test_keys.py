@@ -156,3 +156,24 @@ def test_nested_seed_fields_are_rejected_not_ignored():
     with pytest.raises(ValueError, match="train.seed=3 is not used"):
         BASE.with_overrides(**{"train.seed": 3})
     assert replace(BASE, finetune=None).finetune_config.seed == 0
+
+
+def test_a_third_shadow_is_trained_alone_and_changes_the_attack(tmp_path, monkeypatch):
+    """The issue's probe: ``num_shadows=3`` on a 2-shadow cache trains the third shadow."""
+    import miakit.steps
+
+    store = Store(tmp_path)
+    two = Experiment(BASE, store=store, device="cpu")
+    before = two.attack_scores("conf", ORIGINAL)
+    trained: list[int] = []
+    real_fit = miakit.steps.fit
+
+    def counting_fit(model, train, dev, cfg, **kwargs):
+        trained.append(cfg.seed)
+        return real_fit(model, train, dev, cfg, **kwargs)
+
+    monkeypatch.setattr(miakit.steps, "fit", counting_fit)
+    three = Experiment(BASE.with_overrides(num_shadows=3), store=store, device="cpu")
+    after = three.attack_scores("conf", ORIGINAL)
+    assert trained == [three.role_seed("shadow2")]
+    assert after.threshold != before.threshold or not (after.scores == before.scores).all()
