@@ -31,6 +31,7 @@ from miakit.data import (
     ArchiveLayout,
     ChecksumMismatchError,
     Data,
+    DataError,
     DatasetInfo,
     DatasetUnavailableError,
     canonical_name,
@@ -398,14 +399,15 @@ def test_parse_cifar100(tmp_path):
     assert y.tolist() == train_y + test_y
 
 
-def test_cifar_pickle_cannot_run_code(tmp_path):
+def test_cifar_pickle_cannot_run_code(tmp_path, capsys):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
 
     (tmp_path / "test_batch").write_bytes(pickle.dumps({"data": Evil(), "labels": []}))
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+    with pytest.raises(DataError, match="refusing to load builtins.print") as e:
         formats.parse_cifar(tmp_path, ["test_batch"], label_key="labels")
+    assert str(tmp_path / "test_batch") in str(e.value) and "pwned" not in capsys.readouterr().out
 
 
 def test_cifar_download_extract_parse_and_cache(monkeypatch, tmp_path):
@@ -443,7 +445,7 @@ def test_pool_cache_write_failure_only_warns(monkeypatch, tmp_path):
     def read_only(path, write):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(dl, "atomic_write", read_only)
+    monkeypatch.setattr(miakit.data.pool, "atomic_write", read_only)
     with pytest.warns(UserWarning, match="parsed again next time"):
         got = dl.cached_pool(tmp_path, "toy", lambda: (x, y))
     assert got[0] is x and got[1] is y and list(tmp_path.iterdir()) == []

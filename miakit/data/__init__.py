@@ -14,8 +14,11 @@ module                 holds
 ``data.info``          :class:`RemoteFile`, :class:`ArchiveLayout`, :class:`DatasetInfo`
 ``data.registry``      :data:`DATASETS`, :data:`ALIASES`, :func:`canonical_name`,
                        :func:`load_dataset`
-``data.download``      :func:`data_root`, fetching, checksums, archives, the pool cache,
-                       :class:`DatasetUnavailableError`, :class:`ChecksumMismatchError`
+``data.download``      :func:`data_root`, fetching, checksums, archives,
+                       :class:`DatasetUnavailableError`
+``data.pool``          the parsed-pool cache (``<name>-pool-v1.npz``)
+``data.errors``        :class:`DataError` (a bad file, one line: which, what, how to
+                       replace it) and its subclass :class:`ChecksumMismatchError`
 ``data.formats``       the raw parsers (CIFAR batches, SVHN ``.mat``, CHMNIST tiles,
                        tabular text, Texas100)
 ``data.loaders``       one loader per format, named by each entry's ``loader`` field
@@ -29,12 +32,8 @@ and are re-exported here, so ``from miakit.data import paper_splits`` keeps work
 from __future__ import annotations
 
 from miakit.data.container import Data
-from miakit.data.download import (
-    DOWNLOAD_TIMEOUT_S,
-    ChecksumMismatchError,
-    DatasetUnavailableError,
-    data_root,
-)
+from miakit.data.download import DOWNLOAD_TIMEOUT_S, DatasetUnavailableError, data_root
+from miakit.data.errors import ChecksumMismatchError, DataError
 from miakit.data.info import ArchiveLayout, DatasetInfo, RemoteFile
 from miakit.data.registry import ALIASES, DATASETS, canonical_name, load_dataset
 from miakit.splits import DEV_SIZE, TEST_SIZE, Split, Splits, paper_splits, split_sizes
@@ -48,6 +47,7 @@ __all__ = [
     "ArchiveLayout",
     "ChecksumMismatchError",
     "Data",
+    "DataError",
     "DatasetInfo",
     "DatasetUnavailableError",
     "RemoteFile",

@@ -5,8 +5,12 @@ The paper's seven datasets are downloaded on first use into the data root
 published, written atomically (temporary file, then rename), and their parsed pool is
 cached as ``<name>-pool-v1.npz`` (raw uint8 pixels or 0/1 features, no pickle) beside
 the raw files, so later loads skip the slow parsing (delete it to parse the raw files
-again). Offline, a missing file raises one :class:`DatasetUnavailableError` that names
-the file, the URL and the exact path at which to place it by hand.
+again; the cache lives in :mod:`miakit.data.pool`, its :func:`cached_pool` is
+re-exported here). Offline, a missing file raises one :class:`DatasetUnavailableError` that names
+the file, the URL and the exact path at which to place it by hand. A file that is there
+but bad (failing its checksum, a truncated or garbled archive or cache) raises one
+:class:`~miakit.data.errors.DataError` whose one-line message names the file and says
+how to replace it (:func:`replace_hint`).
 """
 
 from __future__ import annotations
@@ -17,15 +21,14 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from miakit._util import atomic_write, file_digest, user_dir
+from miakit.data.errors import ChecksumMismatchError, DataError, reading
 from miakit.data.info import DatasetInfo, RemoteFile
+from miakit.data.pool import cached_pool
 
 __all__ = [
     "DOWNLOAD_TIMEOUT_S",
@@ -38,12 +41,12 @@ __all__ = [
     "extract",
     "fetch",
     "find_member",
+    "replace_hint",
     "verify",
 ]
 
 #: Seconds a download may stall (connect or read) before it counts as unavailable.
 DOWNLOAD_TIMEOUT_S = 30.0
-_CACHE_VERSION = 1
 
 
 class DatasetUnavailableError(FileNotFoundError):
@@ -52,10 +55,6 @@ class DatasetUnavailableError(FileNotFoundError):
     The message names the file, the URL(s) it comes from and the exact path at which
     to place it by hand.
     """
-
-
-class ChecksumMismatchError(ValueError):
-    """A dataset file does not match its published checksum (or size); it was not used."""
 
 
 class _DownloadFailed(Exception):
@@ -95,8 +94,9 @@ def verify(path: Path, remote: RemoteFile, *, origin: str) -> None:
     """
     if remote.size is not None and path.stat().st_size != remote.size:
         raise ChecksumMismatchError(
+            path,
             f"size mismatch for {remote.filename} ({origin}): expected {remote.size} bytes, "
-            f"got {path.stat().st_size}."
+            f"got {path.stat().st_size}",
         )
     if remote.checksum is None:
         return
@@ -104,21 +104,54 @@ def verify(path: Path, remote: RemoteFile, *, origin: str) -> None:
     actual = file_digest(path, algorithm)
     if actual.lower() != expected.lower():
         raise ChecksumMismatchError(
+            path,
             f"checksum mismatch for {remote.filename} ({origin}): expected {algorithm} "
-            f"{expected}, got {actual}."
+            f"{expected}, got {actual}",
         )
 
 
+def _check_note(remote: RemoteFile) -> str:
+    if remote.checksum:
+        return f"its {remote.checksum.replace(':', ' ')} is checked"
+    return "no published checksum is known, so it is not verified"
+
+
 def _manual_instructions(info: DatasetInfo, remote: RemoteFile, path: Path) -> str:
-    check = (
-        f"its {remote.checksum.replace(':', ' ')} is checked"
-        if remote.checksum
-        else "no published checksum is known, so it is not verified"
-    )
     return (
         f"To fix it, download it by hand from\n  {remote.urls[0]}\nand save it as\n  {path}\n"
-        f"({check}), then call load_dataset({info.name!r}) again. To use another data "
-        "folder, pass root=... or set the MIAKIT_DATA environment variable."
+        f"({_check_note(remote)}), then call load_dataset({info.name!r}) again. To use another "
+        "data folder, pass root=... or set the MIAKIT_DATA environment variable."
+    )
+
+
+def _redownload_hint(
+    info: DatasetInfo, remote: RemoteFile, path: Path, *, delete: str = "it"
+) -> str:
+    return (
+        f"Delete {delete} and call load_dataset({info.name!r}) to download it again, or save "
+        f"a correct copy from {remote.urls[0]} as {path} ({_check_note(remote)})."
+    )
+
+
+def replace_hint(info: DatasetInfo, directory: Path, path: Path) -> str:
+    """How to replace the bad file ``path`` of dataset ``info`` (one sentence or two).
+
+    A downloaded file (an archive, an SVHN ``.mat``) is deleted and downloaded again or
+    saved by hand (its checksum named where one is published); an extracted member is
+    deleted with its top folder and extracted again from the archive.
+    """
+    for remote in info.files:
+        if path == directory / remote.filename:
+            return _redownload_hint(info, remote, path)
+    if info.layout is None or not info.files:
+        return f"Delete it and call load_dataset({info.name!r}) again."
+    archive = info.files[0]
+    tops = sorted({directory / m.split("/")[0] for m in info.layout.members})
+    top = next((t for t in tops if path == t or t in path.parents), path)
+    return (
+        f"Delete {top} and call load_dataset({info.name!r}) again to extract it afresh from "
+        f"{directory / archive.filename} (downloaded from {archive.urls[0]} if absent; "
+        f"{_check_note(archive)}), or extract a correct copy of that archive there by hand."
     )
 
 
@@ -136,12 +169,12 @@ def fetch(info: DatasetInfo, remote: RemoteFile, directory: Path, *, download: b
     path = directory / remote.filename
     if path.is_file():
         try:
-            verify(path, remote, origin=f"file on disk at {path}")
+            verify(path, remote, origin="the file on disk")
         except ChecksumMismatchError as err:
             raise ChecksumMismatchError(
-                f"{err} The file is corrupt or not the published one and was not used. "
-                f"Delete it to download it again, or replace it by hand.\n"
-                f"{_manual_instructions(info, remote, path)}"
+                path,
+                f"{err.problem}; the file is corrupt or not the published one and was not used",
+                _redownload_hint(info, remote, path),
             ) from None
         return path
     if not download:
@@ -165,8 +198,10 @@ def fetch(info: DatasetInfo, remote: RemoteFile, directory: Path, *, download: b
             failures.append(str(failure))
         except ChecksumMismatchError as err:
             raise ChecksumMismatchError(
-                f"{err} The download was deleted and not used; try again later, or fetch "
-                f"the file by hand.\n{_manual_instructions(info, remote, path)}"
+                path,
+                f"{err.problem}; the download was deleted and not used",
+                f"Try again later, or download it by hand from {remote.urls[0]} and save it "
+                f"as {path} ({_check_note(remote)}).",
             ) from None
     raise DatasetUnavailableError(
         f"{info.title or info.name} needs the file {remote.filename!r}, which is not at\n"
@@ -179,22 +214,16 @@ def fetch(info: DatasetInfo, remote: RemoteFile, directory: Path, *, download: b
 def extract(archive: Path, directory: Path) -> None:
     """Extract a .tar(.gz) or .zip archive into ``directory`` without leaving half-written
     entries: it is unpacked into a temporary folder first, then each top-level entry is
-    moved into place (replacing an entry of the same name)."""
+    moved into place (replacing an entry of the same name).
+
+    Raises:
+        DataError: The archive is truncated, garbled, not a tar or zip archive, or holds
+            an unsafe member path; nothing of it is left in ``directory``.
+    """
     tmp = Path(tempfile.mkdtemp(dir=directory, prefix=".extract-"))
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp)  # zipfile strips absolute paths and "..".
-        else:
-            with tarfile.open(archive) as tf:
-                if hasattr(tarfile, "data_filter"):
-                    tf.extractall(tmp, filter="data")
-                else:  # pragma: no cover - Python without PEP 706 filters.
-                    for member in tf.getmembers():
-                        target = (tmp / member.name).resolve()
-                        if not target.is_relative_to(tmp.resolve()):
-                            raise ValueError(f"unsafe path {member.name!r} in {archive}.")
-                    tf.extractall(tmp)
+        with reading(archive, "a .tar.gz or .zip archive"):
+            _unpack(archive, tmp)
         for entry in tmp.iterdir():
             target = directory / entry.name
             if target.is_dir() and not target.is_symlink():
@@ -204,6 +233,25 @@ def extract(archive: Path, directory: Path) -> None:
             os.replace(entry, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _unpack(archive: Path, tmp: Path) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)  # zipfile strips absolute paths and "..".
+        return
+    with tarfile.open(archive) as tf:
+        if hasattr(tarfile, "data_filter"):
+            try:
+                tf.extractall(tmp, filter="data")
+            except tarfile.FilterError as err:
+                raise DataError(archive, f"holds an unsafe member path ({err})") from None
+        else:  # pragma: no cover - Python without PEP 706 filters.
+            for member in tf.getmembers():
+                target = (tmp / member.name).resolve()
+                if not target.is_relative_to(tmp.resolve()):
+                    raise DataError(archive, f"holds an unsafe member path {member.name!r}")
+            tf.extractall(tmp)
 
 
 def find_member(directory: Path, relative: str) -> Path | None:
@@ -229,7 +277,8 @@ def ensure_extracted(
     Raises:
         DatasetUnavailableError: A member is missing and the archive cannot be fetched;
             the message also says which extracted folders would do instead.
-        FileNotFoundError: The archive does not contain every member.
+        DataError: The archive is bad (fails its checksum, cannot be extracted, or does
+            not contain every member); the message says how to replace it.
     """
     found = [find_member(directory, m) for m in members]
     if all(p is not None for p in found):
@@ -242,41 +291,19 @@ def ensure_extracted(
             f"{err}\nAlternatively, extract the archive by hand so that "
             f"{' and '.join(tops)} exist{'s' if len(tops) == 1 else ''}."
         ) from None
-    extract(archive, directory)
+    try:
+        extract(archive, directory)
+    except DataError as err:
+        raise err.with_remedy(replace_hint(info, directory, archive)) from None
     found = [find_member(directory, m) for m in members]
     missing = [m for m, p in zip(members, found, strict=True) if p is None]
     if missing:
-        raise FileNotFoundError(
-            f"{archive} was extracted into {directory} but does not contain {missing}; the "
-            "archive is not the expected one. Delete it and the extracted files, then retry."
+        raise DataError(
+            archive,
+            f"was extracted into {directory} but does not contain {missing}, so it is not "
+            "the expected archive",
+            _redownload_hint(
+                info, info.files[0], archive, delete="it (and the files it extracted)"
+            ),
         )
     return [p for p in found if p is not None]
-
-
-def cached_pool(
-    directory: Path, name: str, build: Callable[[], tuple[np.ndarray, np.ndarray]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw pool arrays from ``<name>-pool-v1.npz`` in ``directory``, else ``build()``
-    them and write that cache atomically (no pickle: ``allow_pickle=False``).
-
-    A cache that cannot be written only warns: the raw files are parsed again next time.
-    """
-    cache = directory / f"{name}-pool-v{_CACHE_VERSION}.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            return z["x"], z["y"]
-    x, y = build()
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a path
-            np.savez(fh, x=x, y=y)
-
-    try:
-        atomic_write(cache, write)
-    except OSError as err:
-        warnings.warn(
-            f"could not write the parsed-dataset cache {cache} ({err}); the raw files "
-            "will be parsed again next time.",
-            stacklevel=4,
-        )
-    return x, y

@@ -5,6 +5,9 @@ Each loader has the signature :data:`miakit.data.info.Loader` and is named by th
 calls it. The pool is the official train part followed by the test part, normalised
 as the paper's code does (PAPER.md, "Data and splits"): images get ``ToTensor`` +
 ``Normalize`` only, tabular data are float 0/1 features with 0-based labels.
+
+A bad raw file raises the parser's :class:`~miakit.data.errors.DataError`, completed here
+with how to replace that file (:func:`miakit.data.download.replace_hint`).
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ from __future__ import annotations
 import contextlib
 import random
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from miakit.data.container import Data
-from miakit.data.download import cached_pool, data_root, ensure_extracted, fetch
+from miakit.data.download import cached_pool, data_root, ensure_extracted, fetch, replace_hint
+from miakit.data.errors import DataError
 from miakit.data.formats import parse_chmnist, parse_cifar, parse_svhn, parse_tabular, parse_texas
 from miakit.data.info import ArchiveLayout, DatasetInfo
 
@@ -45,6 +49,32 @@ def _take_options(info: DatasetInfo, options: Mapping[str, Any], **defaults: Any
             f"{info.name} accepts: {accepted}."
         )
     return {**defaults, **options}
+
+
+_T = TypeVar("_T")
+
+
+def _advised(info: DatasetInfo, directory: Path, parse: Callable[[], _T]) -> _T:
+    """``parse()``, with how to replace the file added to a :class:`DataError` it raises."""
+    try:
+        return parse()
+    except DataError as err:
+        if err.remedy:
+            raise
+        raise err.with_remedy(replace_hint(info, directory, err.path)) from err.__cause__
+
+
+def _pool(
+    info: DatasetInfo, directory: Path, build: Callable[[], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The raw pool from the cache, else from ``build`` (bad files advised as above)."""
+    return cached_pool(
+        directory,
+        info.name,
+        lambda: _advised(info, directory, build),
+        input_shape=info.input_shape,
+        num_classes=info.num_classes,
+    )
 
 
 def _layout(info: DatasetInfo) -> ArchiveLayout:
@@ -161,9 +191,11 @@ def load_cifar(info: DatasetInfo, root: Path | None, download: bool, options: di
 
     def build() -> tuple[np.ndarray, np.ndarray]:
         paths = ensure_extracted(info, directory, layout.members, download=download)
-        return parse_cifar(paths[0].parent, files, label_key=label_key)
+        return parse_cifar(
+            paths[0].parent, files, label_key=label_key, num_classes=info.num_classes
+        )
 
-    x, y = cached_pool(directory, info.name, build)
+    x, y = _pool(info, directory, build)
     return _finish(info, normalise_images(x, info.mean or (), info.std or ()), y)
 
 
@@ -176,7 +208,7 @@ def load_svhn(info: DatasetInfo, root: Path | None, download: bool, options: dic
         paths = [fetch(info, f, directory, download=download) for f in info.files]
         return parse_svhn(paths)
 
-    x, y = cached_pool(directory, info.name, build)
+    x, y = _pool(info, directory, build)
     return _finish(info, normalise_images(x, info.mean or (), info.std or ()), y)
 
 
@@ -193,12 +225,12 @@ def load_chmnist(info: DatasetInfo, root: Path | None, download: bool, options: 
         (folder,) = ensure_extracted(info, directory, layout.members, download=download)
         x, y, classes = parse_chmnist(folder, size=info.input_shape[-1])
         if len(classes) != info.num_classes:
-            raise ValueError(
-                f"{folder} has {len(classes)} class folders {classes}, expected {info.num_classes}."
+            raise DataError(
+                folder, f"has {len(classes)} class folders {classes}, expected {info.num_classes}"
             )
         return x, y
 
-    x, y = cached_pool(directory, info.name, build)
+    x, y = _pool(info, directory, build)
     return _finish(info, normalise_images(x, info.mean or (), info.std or ()), y)
 
 
@@ -214,7 +246,7 @@ def load_tabular(info: DatasetInfo, root: Path | None, download: bool, options: 
         (path,) = ensure_extracted(info, directory, layout.members, download=download)
         return parse_tabular(path, num_features=num_features, num_classes=info.num_classes)
 
-    x, y = cached_pool(directory, info.name, build)
+    x, y = _pool(info, directory, build)
     return _finish(info, torch.from_numpy(x).to(torch.float32), y)
 
 
@@ -230,5 +262,5 @@ def load_texas(info: DatasetInfo, root: Path | None, download: bool, options: di
         feats, labels = ensure_extracted(info, directory, layout.members, download=download)
         return parse_texas(feats, labels, num_features=num_features, num_classes=info.num_classes)
 
-    x, y = cached_pool(directory, info.name, build)
+    x, y = _pool(info, directory, build)
     return _finish(info, torch.from_numpy(x).to(torch.float32), y)

@@ -294,7 +294,10 @@ def load_dataset(
         TypeError: Unknown option for that dataset.
         DatasetUnavailableError: A file is missing and cannot be downloaded; the message
             says which file, from which URL, and the exact path to place it by hand.
-        ChecksumMismatchError: A file fails its published checksum; it is not used.
+        DataError: A file on disk is bad (truncated, garbled, in the wrong format, or a
+            corrupt pool cache); the one-line message names the file, what is wrong and
+            how to replace it. Its subclass ChecksumMismatchError: a file fails its
+            published checksum and is not used.
 
     Example:
         >>> pool = load_dataset("digits")
