@@ -100,6 +100,7 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if isinstance(self.dataset_options, Mapping):
             object.__setattr__(self, "dataset_options", tuple(sorted(self.dataset_options.items())))
+        object.__setattr__(self, "sparsity", check_sparsity(self.sparsity))  # its own advice
         check_types(self)
         if not all(
             isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)

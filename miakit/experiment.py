@@ -31,8 +31,9 @@ from miakit.attacks import (
     make_attack,
 )
 from miakit.config import PROFILES, ExperimentConfig, ParameterError, profile
+from miakit.keys import derives_key
 from miakit.metrics import AttackResult
-from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel, derives_key
+from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel
 from miakit.store import Store, config_key
 from miakit.train import logits, sensitivity
 from miakit.variants import ORIGINAL, Variant

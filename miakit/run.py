@@ -19,6 +19,7 @@ __all__ = ["NotebookError", "find_notebooks", "run_notebooks", "store_outputs"]
 class NotebookError(RuntimeError):
     """A notebook failed: one line naming it, the cell's error, and the executed copy."""
 
+
 _NOTEBOOK = re.compile(r"^(\d\d)_[A-Za-z0-9_]+\.ipynb$")
 
 

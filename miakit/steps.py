@@ -14,14 +14,12 @@ reloading is ``variant.defense.rebuild``, :func:`~miakit.prune.restore_masks`,
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,6 +29,7 @@ from miakit._util import num_threads
 from miakit.config import ExperimentConfig
 from miakit.data import DATASETS, Data, Splits, load_dataset, paper_splits
 from miakit.defenses import DefenseParams, make_defense
+from miakit.keys import STEP_FIELDS, STEP_VERSIONS, StepTrace, derives_key
 from miakit.models import ARCHS, build_model
 from miakit.prune import prune_model, restore_masks, sparsity_report
 from miakit.splits import Split
@@ -38,112 +37,13 @@ from miakit.store import CacheError, Store, config_key
 from miakit.train import FitResult, accuracy, fit, resolve_device
 from miakit.variants import ORIGINAL, Variant
 
-__all__ = [
-    "STEP_FIELDS",
-    "STEP_VERSIONS",
-    "ModelSteps",
-    "StepTrace",
-    "TrainedModel",
-    "derives_key",
-]
-
-#: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
-STEP_VERSIONS = {"train": 4, "prune": 3, "signals": 2, "fit": 1, "fit_network": 1, "attack": 3}
-
-#: The :class:`~miakit.config.ExperimentConfig` fields each cached step's computation
-#: reads. A step's key (:meth:`ModelSteps.step_key`) is made of exactly these fields'
-#: values, the keys of the artifacts the step consumes, its per-call parameters (role,
-#: variant, sample set, attack) and its version, so nothing else can be forgotten;
-#: ``tests/test_keys.py`` measures what each step really reads (:class:`StepTrace`) and
-#: checks that a changed field gives new keys to exactly the steps that read it.
-#: ``fit`` is a fitted attack that trains nothing (kept in memory), ``fit_network`` one
-#: that trains a network under the attack settings (stored), ``attack`` its scores.
-STEP_FIELDS: dict[str, tuple[str, ...]] = {
-    "train": ("dataset", "dataset_options", "split_seed", "arch", "seed", "train"),
-    "prune": ("dataset", "dataset_options", "split_seed", "seed", "train", "finetune"),
-    "signals": ("dataset", "dataset_options", "seed", "sensitivity_m", "sensitivity_eps"),
-    "fit": (),
-    "fit_network": ("seed", "attack_epochs", "attack_lr"),
-    "attack": (),
-}
-
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["STEP_FIELDS", "STEP_VERSIONS", "ModelSteps", "StepTrace", "TrainedModel"]
 
 
 @lru_cache(maxsize=64)
 def _splits(n: int, seed: int, count: int) -> Splits:
     """The paper's split with ``count`` shadows (shadow ``i`` does not depend on ``count``)."""
     return paper_splits(n, seed=seed, num_shadows=count)
-
-
-def derives_key(method: F) -> F:
-    """Mark a method that derives a cache key: its config reads are not a step's reads."""
-
-    @functools.wraps(method)
-    def wrapper(self: ModelSteps, *args: Any, **kwargs: Any) -> Any:
-        if self.trace is None:
-            return method(self, *args, **kwargs)
-        with self.trace.keying():
-            return method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-class StepTrace:
-    """What each cached step read and consumed while it computed (for key tests).
-
-    Set ``steps.trace = StepTrace()`` and give the steps a config that reports its
-    reads (``tests/test_keys.py`` does both): every computation of a cached step is a
-    frame; :meth:`read` records a config field into the innermost frame, and each
-    cached artifact requested inside a frame (computed or loaded) is recorded as
-    consumed by it.
-
-    Attributes:
-        reads: step key digest -> config fields read while computing it.
-        consumed: step key digest -> digests of the artifacts it requested.
-        steps: step key digest -> step name.
-    """
-
-    def __init__(self) -> None:
-        self.reads: dict[str, set[str]] = {}
-        self.consumed: dict[str, set[str]] = {}
-        self.steps: dict[str, str] = {}
-        self._stack: list[str] = []
-
-    def read(self, name: str) -> None:
-        """Record that the innermost computing step read config field ``name``."""
-        if self._stack:
-            self.reads[self._stack[-1]].add(name)
-
-    @contextlib.contextmanager
-    def requested(self, step: str, digest: str) -> Iterator[None]:
-        """Record a request of artifact ``digest`` (by the innermost frame)."""
-        if self._stack and self._stack[-1]:
-            self.consumed[self._stack[-1]].add(digest)
-        self.steps[digest] = step
-        self.reads.setdefault(digest, set())
-        self.consumed.setdefault(digest, set())
-        yield
-
-    @contextlib.contextmanager
-    def keying(self) -> Iterator[None]:
-        """A frame whose reads are dropped: deriving a key is not computing a result."""
-        self._stack.append("")
-        self.reads.setdefault("", set())
-        try:
-            yield
-        finally:
-            self._stack.pop()
-
-    @contextlib.contextmanager
-    def computing(self, digest: str) -> Iterator[None]:
-        """A frame: the computation of artifact ``digest``."""
-        self._stack.append(digest)
-        try:
-            yield
-        finally:
-            self._stack.pop()
 
 
 @dataclass
@@ -210,6 +110,7 @@ class ModelSteps:
 
     def _split(self, role: str) -> Split:
         """A role's split; shadow ``i``'s depends on the split seed and ``i`` only."""
+        self.check_role(role)
         if role == "victim":
             return _splits(len(self.data), self.config.split_seed, 1).victim
         i = int(role[6:])

@@ -50,7 +50,7 @@ def test_profile_env_and_overrides(monkeypatch):
         ({"sparsity": -0.1}, "sparsity must be a number in"),
         ({"sparsity": "high"}, "sparsity must be a number in"),
         ({"seed": -1}, "seed must be a non-negative integer"),
-        ({"seed": 1.5}, "seed must be a non-negative integer"),
+        ({"seed": 1.5}, "seed=1.5 has the wrong type: expected an integer"),
         ({"num_shadows": 0}, "num_shadows"),
         ({"nonsense": 1}, "unknown setting 'nonsense'"),
         ({"train.nonsense": 1}, "unknown train setting"),

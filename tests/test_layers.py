@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "config": 4,
     "variants": 4,
     "plots": 4,
+    "keys": 4,
     "steps": 5,
     "experiment": 5,
     "tables": 6,
