@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -76,9 +78,15 @@ def atomic_write(path: PathLike, write: Callable[[Path], Any]) -> Path:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    with _UMASK_GUARD:  # os.umask can only be read by setting it: never let threads interleave
+        mask = os.umask(0)
+        os.umask(mask)
     return mask
+
+
+_UMASK_GUARD = threading.Lock()
+#: errno values of a rename onto a folder that already exists (POSIX allows either)
+_EXISTS = {errno.ENOTEMPTY, errno.EEXIST}
 
 
 @contextlib.contextmanager
@@ -87,8 +95,10 @@ def atomic_dir(final: PathLike) -> Iterator[Path]:
 
     Yields the temporary folder (a sibling of ``final``). On a clean exit it is
     renamed to ``final``; if ``final`` already exists (another writer won the race)
-    the temporary folder is discarded and ``final`` is kept. On an error it is
-    removed and ``final`` is left as it was.
+    the temporary folder is discarded quietly and ``final`` is kept: the first
+    complete folder wins. If ``final`` vanishes between the failed rename and the
+    check (moved aside by a concurrent reader), the rename is tried again. On an
+    error the temporary folder is removed and ``final`` is left as it was.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -96,11 +106,17 @@ def atomic_dir(final: PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a plain folder's mode instead
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
+        for _ in range(100):
+            try:
+                os.rename(tmp, final)  # replaces only an empty folder; never a complete one
+                break
+            except OSError as err:
+                if err.errno not in _EXISTS:
+                    raise
+                if os.path.lexists(final):
+                    break  # another writer's complete folder is in place: keep it
+        else:
+            raise OSError(f"could not rename {tmp} to {final}: it keeps appearing and vanishing")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

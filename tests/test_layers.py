@@ -16,12 +16,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "miakit"
 #: Layer of each top-level module or package of miakit (ARCHITECTURE.md, "Layer order").
 LAYERS: dict[str, int] = {
     "_util": 0,
+    "lockfile": 0,
     "reported": 0,
     "data": 1,
     "splits": 1,
     "models": 1,
     "metrics": 1,
     "store": 1,
+    "cachetool": 2,
     "prune": 1,
     "train": 2,
     "attacks": 2,
