@@ -8,6 +8,9 @@ notebooks; ``--no-notebooks`` prints the tables only. ``--set key=value``
 overrides any :class:`~miakit.experiment.ExperimentConfig` field (nested
 training fields as ``train.epochs=3``), in the tables and the notebooks alike.
 
+``miakit cache info|verify|prune`` shows the cache's size per step, checks every
+entry's checksum, and removes entries no current code reaches (:mod:`miakit.cachetool`).
+
 ``miakit signals --profile quick --out signals.npz`` writes the profile's pruned
 victim's and shadows' signals and every attack's scores to one ``.npz``
 (:mod:`miakit.export`), for Privacy Meter or one's own code. ``--original`` exports
@@ -23,6 +26,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -31,10 +35,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from miakit import tables
+from miakit import cachetool, tables
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
 from miakit.export import check_attacks, export_signals
+from miakit.keys import STEP_VERSIONS
 from miakit.plots import figures_root
 from miakit.run import NotebookError, find_notebooks, run_notebooks, store_outputs
 from miakit.store import CacheError, Store, default_cache_dir
@@ -291,7 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sig.add_argument("--out", required=True, help="the .npz file to write")
     sig.set_defaults(func=_signals)
+
+    cachetool.add_parser(sub, is_current=_is_current)
     return parser
+
+
+def _is_current(kind: str, key: dict[str, Any]) -> bool:
+    """Whether a cache entry's key is one the current code can still ask for."""
+    return STEP_VERSIONS.get(key.get("step")) == key.get("version")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -321,6 +333,13 @@ def _one_line(err: BaseException) -> str:
     return " ".join(lines) or type(err).__name__
 
 
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], *args: Any, **kw: Any
+) -> None:
+    """Show a miakit warning (a healed cache entry, ...) as one line on stderr."""
+    print(f"miakit: warning: {_one_line(Warning(str(message)))}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``miakit`` console command.
 
@@ -330,7 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args))
     except EXPECTED_ERRORS as err:
         print(f"miakit: error: {_one_line(err)}", file=sys.stderr)
         return 2

@@ -85,7 +85,7 @@ def run_notebooks(
             except pm.PapermillExecutionError as err:
                 first = str(err.evalue).strip().splitlines()
                 raise NotebookError(
-                    f"notebook {nb.name} failed in cell {err.exec_count}: {err.ename}: "
+                    f"notebook {nb.name} failed at In [{err.exec_count}]: {err.ename}: "
                     f"{first[0] if first else ''} (the executed copy with the full "
                     f"traceback is {target})"
                 ) from None

@@ -33,7 +33,7 @@ from miakit.keys import STEP_FIELDS, STEP_VERSIONS, StepTrace, derives_key
 from miakit.models import ARCHS, build_model
 from miakit.prune import prune_model, restore_masks, sparsity_report
 from miakit.splits import Split
-from miakit.store import CacheError, Store, config_key
+from miakit.store import Store, config_key
 from miakit.train import FitResult, accuracy, fit, resolve_device
 from miakit.variants import ORIGINAL, Variant
 
@@ -229,7 +229,8 @@ class ModelSteps:
             return model.cpu().state_dict(), info
 
         tensors, info = self._cached("model", key, create)
-        model = _load_into(self.new_model(), tensors, key)  # verified round trip either way
+        model = self.new_model()
+        self.store.load_state("model", key, model, tensors)  # verified round trip either way
         return TrainedModel(role, model.to(self.device).eval(), info)
 
     def victim(self) -> TrainedModel:
@@ -313,7 +314,7 @@ class ModelSteps:
         tensors, info = self._cached("model", key, create)
         model = variant.defense.rebuild(self.new_model())
         restore_masks(model, tensors)
-        model = _load_into(model, tensors, key)
+        self.store.load_state("model", key, model, tensors)
         return TrainedModel(role, model.to(self.device).eval(), info)
 
     def describe(self) -> dict[str, Any]:
@@ -324,15 +325,3 @@ class ModelSteps:
         """The experiment's columns of every result row: dataset, arch, seed, split seed."""
         c = self.config
         return {"dataset": c.dataset, "arch": c.arch, "seed": c.seed, "split_seed": c.split_seed}
-
-
-def _load_into(model: nn.Module, tensors: Mapping[str, torch.Tensor], key: Any) -> nn.Module:
-    """Load cached weights into ``model`` (strict), or one CacheError naming the entry."""
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        raise CacheError(
-            f"cached weights (key {config_key('model', key)[:12]}) do not fit "
-            f"{type(model).__name__}: {err}"
-        ) from err
-    return model

@@ -169,6 +169,11 @@ def test_a_failing_notebook_is_one_line(tmp_path, capsys, monkeypatch):
     books = tmp_path / "books"
     books.mkdir()
     nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     params = nbformat.v4.new_code_cell("profile = 'smoke'")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
@@ -193,7 +198,7 @@ def test_a_failing_notebook_is_one_line(tmp_path, capsys, monkeypatch):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
-    assert "01_fails.ipynb failed in cell 2: ValueError: the data is odd" in err[0]
+    assert "01_fails.ipynb failed at In [3]: ValueError: the data is odd" in err[0]
     assert str(tmp_path / "runs" / "smoke" / "01_fails.ipynb") in err[0]
 
 
@@ -217,3 +222,22 @@ def test_the_notebooks_entry_point_shows_one_line(kwargs, text, monkeypatch):
     assert isinstance(caught.value, ValueError)
     shown = caught.value._render_traceback_()
     assert len(shown) == 1 and shown[0].startswith("miakit: error: ") and text in shown[0]
+
+
+def test_cache_prune_removes_what_no_current_step_reaches(tmp_path, capsys):
+    """``miakit cache prune`` keeps entries of current step versions, drops stale ones."""
+    import torch
+
+    from miakit.keys import STEP_VERSIONS
+    from miakit.store import Store
+
+    store = Store(tmp_path)
+    current = {"step": "train", "version": STEP_VERSIONS["train"], "role": "victim"}
+    stale = {"step": "train", "version": STEP_VERSIONS["train"] - 1, "role": "victim"}
+    for key in (current, stale):
+        store.save_tensors("model", key, {"w": torch.zeros(2)})
+    assert main(["cache", "info", "--cache", str(tmp_path)]) == 0
+    assert main(["cache", "verify", "--cache", str(tmp_path)]) == 0
+    assert main(["cache", "prune", "--cache", str(tmp_path)]) == 0
+    assert store.has("model", current) and not store.has("model", stale)
+    assert "model" in capsys.readouterr().out
