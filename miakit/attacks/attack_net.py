@@ -7,16 +7,21 @@ layers) with :func:`train_attack_model`: SGD (momentum 0.9, lr 1e-3, weight deca
 (:func:`lr_milestones`), cross-entropy. SAMIA's network is trained the same way
 (PAPER.md, "SAMIA"). :func:`member_probability` reads a trained network's
 P(member). The attacks themselves are in :mod:`miakit.attacks.neural`.
+
+Training can checkpoint every epoch and resume after a kill with an identical result.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miakit._util import resolve_device, seeded
+from miakit._util import atomic_write, resolve_device, seeded
 
 __all__ = [
     "ATTACK_MOMENTUM",
@@ -77,6 +82,19 @@ def _as_float_tensor(features: Tensor | np.ndarray) -> Tensor:
     return x.to(torch.float32)
 
 
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A checkpoint written by :func:`train_attack_model` (``weights_only``), or ``None``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # a torn or foreign file: never silently used
+        raise RuntimeError(
+            f"attack-model checkpoint {path} is unreadable ({err}); delete it to restart "
+            "that training"
+        ) from err
+
+
 def train_attack_model(
     net: nn.Module,
     features: Tensor | np.ndarray,
@@ -88,6 +106,7 @@ def train_attack_model(
     seed: int = 0,
     device: str | torch.device | None = None,
     history: list[float] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> nn.Module:
     """Train a binary membership classifier with the paper's attack-model schedule.
 
@@ -118,6 +137,14 @@ def train_attack_model(
         device: ``None``/``"auto"`` = CUDA when available, else CPU.
         history: If given, the mean training loss of each epoch is appended
             (read from the device once, after training).
+        checkpoint: Optional file. After every epoch the training state (weights,
+            SGD momentum, the LR scheduler, the batch-order generator, the forked
+            dropout RNG, the epoch losses) is saved there atomically, tensors and
+            plain values only; a call that finds it resumes from it, so a kill
+            loses at most one epoch and, on the same device, the trained network
+            is identical to an uninterrupted run's. Deleted when training ends.
+            One written by a call with other data shapes or hyper-parameters is
+            refused. Saving reads the state from the device once per epoch.
 
     Returns:
         ``net``, trained, on ``device``, in eval mode.
@@ -125,6 +152,8 @@ def train_attack_model(
     Raises:
         ValueError: If shapes disagree, labels are not 0/1, features are not
             finite, there are fewer than two samples, or ``batch_size < 2``.
+        RuntimeError: If ``checkpoint`` is unreadable or from another training
+            (delete it to restart).
     """
     if epochs < 0 or batch_size < 2 or not lr > 0:
         raise ValueError(
@@ -155,8 +184,34 @@ def train_attack_model(
     order = torch.Generator(device="cpu").manual_seed(seed)
     used = n - 1 if (n % batch_size == 1) else n
     epoch_losses: list[Tensor] = []
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    state = _load_checkpoint(ckpt) if ckpt is not None else None
+    run = {
+        "shape": tuple(x.shape),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+    }
+    start = 0
+    if state is not None:
+        if state["run"] != run:
+            raise RuntimeError(
+                f"attack-model checkpoint {ckpt} was written by another training "
+                f"({state['run']}, this one is {run}); delete it to restart"
+            )
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        order.set_state(state["order"])
+        epoch_losses = list(state["losses"].to(dev).unbind())
+        start = int(state["epoch"])
     with seeded(seed, dev):
-        for _ in range(epochs):
+        if state is not None:  # the forked RNG (dropout) as it was after epoch `start`
+            torch.set_rng_state(state["torch_rng"])
+            if dev.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], dev)
+        for epoch in range(start + 1, epochs + 1):
             perm = torch.randperm(n, generator=order).to(dev, non_blocking=True)
             total = torch.zeros((), device=dev)
             for idx in perm.split(batch_size):
@@ -169,10 +224,41 @@ def train_attack_model(
                 total = total + loss.detach() * idx.numel()
             sched.step()
             epoch_losses.append(total / used)
+            if ckpt is not None:
+                _save_state(ckpt, run, epoch, net, opt, sched, order, epoch_losses, dev)
     net.eval()
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)  # a concurrent run of the same key may have won
     if history is not None and epoch_losses:
         history.extend(torch.stack(epoch_losses).cpu().tolist())
     return net
+
+
+def _save_state(
+    path: Path,
+    run: dict[str, Any],
+    epoch: int,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    order: torch.Generator,
+    losses: list[Tensor],
+    dev: torch.device,
+) -> None:
+    """Write :func:`train_attack_model`'s state after ``epoch`` (1-based), atomically."""
+    state = {
+        "run": run,
+        "epoch": epoch,
+        "net": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        # the milestones (a Counter) are rebuilt from `epochs`; the rest is plain values
+        "scheduler": {k: v for k, v in sched.state_dict().items() if k != "milestones"},
+        "order": order.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+        "losses": torch.stack(losses).cpu(),
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 @torch.inference_mode()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -164,13 +165,20 @@ class NeuralAttack(Attack):
         return AttackMLP(num_features)
 
     def fit(
-        self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
+        self,
+        shadows: AttackInputs | None = None,
+        references: ReferenceSignals | None = None,
+        *,
+        checkpoint: str | Path | None = None,
     ) -> NeuralAttack:
         """Train the attack network on pooled shadow signals (member = shadow train).
 
         Args:
             shadows: Pooled shadow outputs with ``membership`` set.
             references: not used.
+            checkpoint: optional file for :func:`train_attack_model`'s per-epoch
+                checkpoint: a killed fit resumes from it, losing at most one epoch,
+                with an identical network; deleted when training ends.
 
         Returns:
             ``self``, fitted.
@@ -190,6 +198,7 @@ class NeuralAttack(Attack):
             lr=self.lr,
             seed=self.seed,
             device=dev,
+            checkpoint=checkpoint,
         )
         self.num_classes_ = shadow.num_classes
         self.num_features_ = int(x.shape[1])

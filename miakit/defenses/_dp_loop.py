@@ -2,14 +2,17 @@
 
 PAPER.md, "The defense", DP-SGD baseline: Poisson sampling, per-sample clipping and
 Gaussian noise through Opacus's ``PrivacyEngine``, early stopping on dev accuracy, and
-epsilon from the RDP accountant after every epoch.
+epsilon from the RDP accountant after every epoch. With a checkpoint file every epoch's
+end state is saved (with the accountant's history) and a killed run resumes exactly.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +20,13 @@ from torch import Tensor, nn
 
 from miakit.data import Data
 from miakit.train import EarlyStopping, TrainConfig, dev_accuracy, make_optimizer
+from miakit.train.loop import (
+    check_same_run,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 
 __all__ = ["DPResult", "dp_train"]
 
@@ -28,6 +38,9 @@ _RDP_ORDERS: list[float] = (
     + [float(a) for a in range(12, 64)]
     + [64.0, 80.0, 96.0, 128.0, 192.0, 256.0]
 )
+
+#: The columns of a DP run's history, in checkpoint order.
+_HISTORY_KEYS = ("epoch", "train_loss", "dev_acc", "epsilon")
 
 
 @dataclass
@@ -69,6 +82,26 @@ class DPResult:
     accountant: str = "rdp"
 
 
+def _generators(loader: Any, dp_opt: Any) -> dict[str, torch.Generator]:
+    """The generators a DP run draws from, by checkpoint name.
+
+    Opacus's ``DPDataLoader`` keeps the Poisson sampler's generator on its
+    ``UniformWithReplacementSampler`` (``loader.batch_sampler.generator``); the loader's
+    own ``generator`` seeds each epoch's iterator; the ``DPOptimizer`` keeps the noise
+    generator as ``generator``. Here the first two are the same object, restored twice
+    from the same state.
+    """
+    gens = {
+        "sampler_generator": loader.batch_sampler.generator,
+        "loader_generator": loader.generator,
+        "noise_generator": dp_opt.generator,
+    }
+    missing = [name for name, g in gens.items() if g is None]
+    if missing:  # an Opacus whose sampler draws from the global RNG: cannot resume exactly
+        raise RuntimeError(f"DP-SGD checkpointing needs seeded generators, missing: {missing}")
+    return gens
+
+
 def dp_train(
     work: nn.Module,
     train: Data,
@@ -83,8 +116,16 @@ def dp_train(
     max_grad_norm: float,
     delta: float,
     progress: bool,
+    checkpoint: Path | None = None,
 ) -> DPResult:
-    """Train ``work`` (masks stripped, on ``device``) with DP-SGD; see ``dp_finetune``."""
+    """Train ``work`` (masks stripped, on ``device``) with DP-SGD; see ``dp_finetune``.
+
+    With ``checkpoint`` the state after every epoch is saved there (model, optimizer,
+    generators, torch's RNG, early stopping, steps, history, the RDP accountant's
+    ``(noise_multiplier, sample_rate, steps)`` history) and a run finding one resumes
+    from it (one written by another run is refused); it is deleted once training has
+    ended.
+    """
     from opacus import PrivacyEngine
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -109,6 +150,7 @@ def dp_train(
         poisson_sampling=True,
         noise_generator=noise_gen,
     )
+    generators = _generators(poisson_loader, dp_opt) if checkpoint is not None else {}
 
     def epsilon() -> float:
         if engine.accountant.history == []:
@@ -118,20 +160,51 @@ def dp_train(
             return float(engine.accountant.get_epsilon(delta=delta, alphas=_RDP_ORDERS))
 
     stopper = EarlyStopping(cfg.patience)
-    stopper.update(0, float(dev_accuracy(work, dx, dy)), work)
-    steps, epoch = 0, 0
+    steps, start = 0, 0
     history: list[dict[str, float]] = []
+    run = {
+        **asdict(cfg),
+        "n_train": len(train),
+        "n_dev": len(dev),
+        "noise_multiplier": noise_multiplier,
+        "max_grad_norm": max_grad_norm,
+        "delta": delta,
+    }
+    state = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if state is not None:
+        check_same_run(checkpoint, state, run)
+        work.load_state_dict(state["model"])
+        dp_opt.load_state_dict(state["optimizer"])
+        for name, g in generators.items():
+            g.set_state(state[name])
+        restore_rng_state(state, device)
+        engine.accountant.load_state_dict(state["accountant"])
+        start, steps = int(state["epoch"]), int(state["steps"])
+        stopper = EarlyStopping(
+            cfg.patience,
+            best_acc=float(state["best_acc"]),
+            best_epoch=int(state["best_epoch"]),
+            stale=int(state["stale"]),
+            best_state=state["best_model"],
+        )
+        history = [
+            {**dict(zip(_HISTORY_KEYS, row, strict=True)), "epoch": int(row[0])}
+            for row in state["history"].tolist()
+        ]
+    else:
+        stopper.update(0, float(dev_accuracy(work, dx, dy)), work)
+    epoch = start
     stopped_early = False
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.epochs, desc="dp-sgd", leave=False)
+        bar = tqdm(total=cfg.epochs, initial=start, desc="dp-sgd", leave=False)
     try:
         with warnings.catch_warnings():
             # Opacus's full backward hook on the first layer; harmless (inputs need no grad).
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(start + 1, cfg.epochs + 1):
                 if stopper.should_stop:
                     stopped_early, epoch = True, epoch - 1
                     break
@@ -165,11 +238,35 @@ def dp_train(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(dev_acc=f"{acc:.3f}", eps=f"{history[-1]['epsilon']:.3g}")
+                if checkpoint is not None:
+                    save_checkpoint(
+                        checkpoint,
+                        {
+                            "run": run,
+                            "model": work.state_dict(),
+                            "optimizer": dp_opt.state_dict(),
+                            **{name: g.get_state() for name, g in generators.items()},
+                            **rng_state(device),
+                            "accountant": engine.accountant.state_dict(),
+                            "epoch": epoch,
+                            "steps": steps,
+                            "best_acc": stopper.best_acc,
+                            "best_epoch": stopper.best_epoch,
+                            "stale": stopper.stale,
+                            "best_model": stopper.best_state,
+                            "history": torch.tensor(
+                                [[h[k] for k in _HISTORY_KEYS] for h in history],
+                                dtype=torch.float64,
+                            ),
+                        },
+                    )
     finally:
         if bar is not None:
             bar.close()
         gsm.to_standard_module()  # removes Opacus's hooks and per-sample attributes
     stopper.restore(work)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)  # a concurrent run of the same key may have won
     return DPResult(
         model=work,
         epsilon=epsilon(),

@@ -13,8 +13,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -133,6 +134,10 @@ class AdversarialRegularization:
     epoch, a bug (PAPER.md, "The defense"); here it trains ``k`` steps on every
     classifier step. ``__call__`` never synchronises with the host.
 
+    The game has state of its own (``h``, its optimizer, the non-member generator):
+    :meth:`state_dict` and :meth:`load_state_dict` let :func:`miakit.train.fit`
+    checkpoint it with the classifier, so a resumed run equals an uninterrupted one.
+
     Args:
         dev: non-member reference data (the victim's or shadow's dev split).
         num_classes: K.
@@ -178,6 +183,41 @@ class AdversarialRegularization:
         self._dev_x: Tensor | None = None
         self._dev_y: Tensor | None = None
         self._generator: torch.Generator | None = None
+        self._restored = False  # the generator came from a checkpoint: never re-seed it
+
+    def state_dict(self) -> dict[str, Any]:
+        """The game's state, tensors and plain values only (for checkpoints).
+
+        ``inference_model`` and ``optimizer`` (their ``state_dict``), ``generator``
+        (the non-member draws' generator state, ``None`` before the first step) and
+        its ``generator_device``, ``inference_steps`` and ``last_inference_loss``.
+        """
+        gen = self._generator
+        return {
+            "inference_model": self.inference_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": None if gen is None else gen.get_state(),
+            "generator_device": None if gen is None else str(gen.device),
+            "inference_steps": self.inference_steps,
+            "last_inference_loss": self.last_inference_loss,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (a resumed fine-tuning run).
+
+        The next step continues the game exactly; it must run on the device the
+        state was saved on.
+        """
+        self.inference_model.load_state_dict(state["inference_model"])
+        self.optimizer.load_state_dict(state["optimizer"])  # moves its state to h's device
+        self.inference_steps = int(state["inference_steps"])
+        self.last_inference_loss = state["last_inference_loss"]
+        self._generator, self._restored = None, False
+        if state["generator"] is not None:
+            self._generator = torch.Generator(device=state["generator_device"])
+            self._generator.set_state(state["generator"])
+            self._restored = True
+        self._device = None  # _setup moves h, the optimizer and the dev data again
 
     def _setup(self, device: torch.device) -> None:
         if self._device == device:
@@ -190,7 +230,15 @@ class AdversarialRegularization:
         self._dev_x = as_model_input(self.dev.x, device)
         self._dev_y = self.dev.y.to(device)
         if self._generator is None or self._generator.device != device:
+            if self._restored:
+                raise RuntimeError(
+                    f"adversarial regularisation's state was saved on "
+                    f"{self._generator.device} but training now runs on {device}; resume on "
+                    "the same device, or delete the checkpoint to restart the run"
+                )
             self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        if self.last_inference_loss is not None:
+            self.last_inference_loss = self.last_inference_loss.to(device)
         self._device = device
 
     def _nonmember_indices(self, b: int) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -133,6 +134,7 @@ class DefenseParams:
         *,
         device: str | torch.device | None = None,
         progress: bool = False,
+        checkpoint: str | Path | None = None,
     ) -> DefenseResult:
         """Fine-tune ``model`` (a pruned model) in place under this defense.
 
@@ -141,6 +143,18 @@ class DefenseParams:
         early stopping on ``dev``, best-dev weights kept. The pruning masks are forward
         pre-hooks, so pruned weights stay exactly zero; afterwards every masked tensor
         is refreshed (the model is deep-copyable again) and checked.
+
+        Args:
+            model: the pruned model, trained in place.
+            train: its training data.
+            dev: dev data (early stopping; a defense's non-members).
+            cfg: the fine-tuning schedule.
+            device: ``None``/``"auto"``, ``"cpu"``, ``"cuda"``...
+            progress: show a tqdm bar over epochs.
+            checkpoint: optional file for :func:`miakit.train.fit`'s per-epoch
+                checkpoint (the objective's own state included): a killed run resumes
+                from it, losing at most one epoch, with an identical result; deleted at
+                the end. An override must honour it the same way.
 
         Raises:
             RuntimeError: if a mask was lost or a pruned entry became non-zero.
@@ -154,6 +168,7 @@ class DefenseParams:
             objective=self.objective(dev, train.num_classes),
             device=device,
             progress=progress,
+            checkpoint=checkpoint,
             desc="finetune",
         )
         check_masks_kept(model, before)

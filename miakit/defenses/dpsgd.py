@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -93,17 +94,28 @@ class DPSGDParams(DefenseParams):
         *,
         device: str | torch.device | None = None,
         progress: bool = False,
+        checkpoint: str | Path | None = None,
     ) -> DefenseResult:
         """Fine-tune ``model`` with DP-SGD (:func:`dp_finetune`); pruned entries stay zero.
 
         Use ``result.model`` afterwards: a converted copy when Opacus had to replace
         BatchNorm (see :meth:`rebuild`); a mask on a replaced BatchNorm goes with it.
+        ``checkpoint`` is :func:`dp_finetune`'s per-epoch checkpoint (resume after a kill).
 
         Raises:
             RuntimeError: if a mask was lost or a pruned entry became non-zero.
         """
         before = {(q, t): type(model.get_submodule(q)) for q, t in masked_names(model)}
-        dp = dp_finetune(model, train, dev, cfg, device=device, progress=progress, **self.params())
+        dp = dp_finetune(
+            model,
+            train,
+            dev,
+            cfg,
+            device=device,
+            progress=progress,
+            checkpoint=checkpoint,
+            **self.params(),
+        )
         # a module Opacus replaced (a masked BatchNorm) takes its mask with it
         kept = {
             (q, t) for (q, t), kind in before.items() if type(dp.model.get_submodule(q)) is kind
@@ -190,6 +202,7 @@ def dp_finetune(
     delta: float | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> DPResult:
     """Fine-tune a (pruned) model with DP-SGD (Opacus) and report its epsilon.
 
@@ -237,6 +250,13 @@ def dp_finetune(
         delta: target delta; default :func:`default_delta` of ``len(train)``.
         device: ``None``/``"auto"``, ``"cpu"``, ``"cuda"``...
         progress: show a tqdm bar over epochs.
+        checkpoint: optional file; after every epoch the whole state is saved there
+            (atomically, tensors and plain values only): the working model, the
+            optimizer, the Poisson sampler's and the noise generators, torch's RNG,
+            early stopping with the best weights, the step count, the history and the
+            RDP accountant's history. A killed run resumes from it, losing at most one
+            epoch, and ends with the same weights and the same epsilon as an
+            uninterrupted run (on the same device). Deleted when training ends.
 
     Returns:
         A :class:`DPResult`; ``result.model`` is left in eval mode with the best-dev
@@ -245,6 +265,8 @@ def dp_finetune(
     Raises:
         ValueError: on a non-positive or non-finite noise multiplier, clip norm or
             delta, empty data, or a model Opacus cannot handle even after conversion.
+        RuntimeError: if ``checkpoint`` is unreadable or was written by another run
+            (other ``cfg``, data sizes or DP options; delete it to restart).
     """
     params = DPSGDParams(noise_multiplier, max_grad_norm, delta)
     noise_multiplier, max_grad_norm = params.noise_multiplier, params.max_grad_norm
@@ -273,6 +295,7 @@ def dp_finetune(
             max_grad_norm=max_grad_norm,
             delta=delta,
             progress=progress,
+            checkpoint=Path(checkpoint) if checkpoint is not None else None,
         )
     finally:
         reapply_masks(work, masks)

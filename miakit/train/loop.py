@@ -10,14 +10,24 @@ and batches are gathered by index from a seeded permutation, so there are no Dat
 workers and no per-sample Python. The step never calls ``.item()``; losses are
 accumulated on the device and read once per epoch. On CUDA the forward runs under bf16
 autocast and convnets use channels_last.
+
+Resuming: with ``checkpoint=`` the whole training state is written after every epoch
+(:func:`save_checkpoint`, atomic, tensors and plain containers only) and a killed run
+continues from it (:func:`load_checkpoint`, ``torch.load(weights_only=True)``, never
+unrestricted pickle), so a kill loses at most one epoch and the result is identical to
+an uninterrupted run. An objective with state of its own (adversarial regularisation's
+inference model) takes part through ``state_dict()`` / ``load_state_dict(state)``
+(:class:`StatefulObjective`). DP-SGD's loop (:mod:`miakit.defenses`) uses the same
+helpers.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -31,10 +41,16 @@ from miakit.train.evaluate import autocast, dev_accuracy
 __all__ = [
     "EarlyStopping",
     "FitResult",
+    "StatefulObjective",
     "batches",
+    "check_same_run",
     "fit",
+    "load_checkpoint",
     "make_optimizer",
     "prepare",
+    "restore_rng_state",
+    "rng_state",
+    "save_checkpoint",
     "seed_everything",
 ]
 
@@ -92,19 +108,91 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+@runtime_checkable
+class StatefulObjective(Protocol):
+    """An objective whose own state must survive a resumed :func:`fit`.
+
+    Besides being an :class:`~miakit.train.Objective`, it returns its state (tensors,
+    numbers, strings, ``None`` and lists/tuples/dicts of them: what
+    ``torch.load(weights_only=True)`` reads back) and takes it back. :func:`fit` saves
+    it in every checkpoint and restores it on resume, e.g. adversarial regularisation's
+    inference model, its optimizer and its generator
+    (:class:`miakit.defenses.AdversarialRegularization`).
+    """
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
-def _load_checkpoint(path: Path) -> dict | None:
-    if not path.exists():
-        return None
+def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
+    """Write a training checkpoint atomically: readers see the old file or the whole new one.
+
+    ``state`` holds tensors and plain containers only (see :func:`load_checkpoint`).
+    """
+    atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+
+
+# the name fit calls (tests interrupt a run by patching it)
+_save_checkpoint = save_checkpoint
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A checkpoint written by :func:`save_checkpoint`, on the CPU; ``None`` if there is none.
+
+    Read with ``torch.load(weights_only=True)``: a planted file can hold no code.
+
+    Raises:
+        RuntimeError: if the file is unreadable (torn, foreign or tampered with),
+            naming it and saying to delete it.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        return None
     except Exception as err:  # a torn or foreign file: never silently used
         raise RuntimeError(
             f"training checkpoint {path} is unreadable ({err}); delete it to restart that run"
         ) from err
+
+
+def check_same_run(path: Path, state: Mapping[str, Any], run: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint that another training run wrote.
+
+    ``run`` describes this run in plain values (its hyper-parameters, data sizes); a
+    checkpoint stores it as ``"run"``. One without it (an older file) is accepted.
+
+    Raises:
+        RuntimeError: naming the file and both descriptions, saying to delete it.
+    """
+    saved = state.get("run")
+    if saved is not None and dict(saved) != dict(run):
+        raise RuntimeError(
+            f"training checkpoint {path} was written by another run ({dict(saved)}, this "
+            f"one is {dict(run)}); delete it to restart, or give each run its own file"
+        )
+
+
+def rng_state(device: torch.device) -> dict[str, Tensor]:
+    """torch's global RNG state (dropout, init), as checkpoint entries.
+
+    ``torch_rng`` is the CPU generator's state; ``cuda_rng`` that of ``device`` when it
+    is a CUDA device (dropout on the GPU draws from it).
+    """
+    state = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    """Restore the entries :func:`rng_state` wrote (``cuda_rng`` only on a CUDA ``device``)."""
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+_HISTORY_KEYS = ("epoch", "train_loss", "dev_acc")
 
 
 @dataclass
@@ -176,17 +264,28 @@ def fit(
         train: training data (moved whole to ``device``).
         dev: dev data for early stopping.
         cfg: hyper-parameters.
-        objective: loss ``(model, x, y) -> scalar``; cross-entropy by default.
+        objective: loss ``(model, x, y) -> scalar``; cross-entropy by default. A
+            :class:`StatefulObjective` has its state checkpointed too.
         device: ``"auto"``/``None`` (CUDA if available), ``"cpu"``, ``"cuda"``...
         progress: show a tqdm bar over epochs.
-        checkpoint: optional file; the full training state is saved there after
-            every epoch (atomically, tensors only) and a killed run resumes from
-            it. It is deleted when training ends.
+        checkpoint: optional file; the full training state (weights, optimizer,
+            batch-order generator, torch's RNG (and CUDA's on CUDA), early-stopping
+            state with the best weights, history, and a stateful objective's state)
+            is saved there after every epoch, atomically and as tensors only, and a
+            killed run resumes from it: at most one epoch is lost and, on the same
+            device, the result is identical to an uninterrupted run. It is deleted
+            when training ends (a concurrent run may have deleted it already).
         optimizer_factory: replaces the Adam optimizer (e.g. for tests).
         desc: label of the progress bar.
 
     Returns:
         A :class:`FitResult`.
+
+    Raises:
+        ValueError: if ``train`` or ``dev`` is empty.
+        RuntimeError: if ``checkpoint`` is unreadable, was written by a run with
+            another ``cfg`` or data size, or lacks the state of a stateful
+            ``objective`` (delete it to restart).
 
     Example:
         >>> result = fit(model, train, dev, TrainConfig(epochs=30))  # doctest: +SKIP
@@ -195,6 +294,7 @@ def fit(
         raise ValueError(f"fit needs non-empty train and dev sets, got {len(train)} and {len(dev)}")
     dev_ = resolve_device(device)
     objective = objective or cross_entropy
+    stateful = isinstance(objective, StatefulObjective)
     gen = seed_everything(cfg.seed)
     prepare(model, dev_)
     x, y = as_model_input(train.x, dev_), train.y.to(dev_)
@@ -205,12 +305,21 @@ def fit(
     stopper = EarlyStopping(cfg.patience)
     start_epoch = 0
     history: list[dict[str, float]] = []
-    state = _load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    run = {**asdict(cfg), "n_train": len(train), "n_dev": len(dev)}
+    state = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if state is not None:
+        check_same_run(ckpt_path, state, run)
+        if stateful and state.get("objective") is None:
+            raise RuntimeError(
+                f"training checkpoint {ckpt_path} holds no state of the objective "
+                f"{objective!r}, so the run cannot resume exactly; delete it to restart that run"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng_state(state, dev_)
+        if stateful:
+            objective.load_state_dict(state["objective"])
         start_epoch = int(state["epoch"])
         stopper = EarlyStopping(
             cfg.patience,
@@ -220,7 +329,7 @@ def fit(
             best_state=state["best_model"],
         )
         history = [
-            dict(zip(("epoch", "train_loss", "dev_acc"), row, strict=True))
+            {**dict(zip(_HISTORY_KEYS, row, strict=True)), "epoch": int(row[0])}
             for row in state["history"].tolist()
         ]
     else:
@@ -257,24 +366,25 @@ def fit(
             _save_checkpoint(
                 ckpt_path,
                 {
+                    "run": run,
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
                     "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
+                    **rng_state(dev_),
+                    "objective": objective.state_dict() if stateful else None,
                     "epoch": epoch,
                     "best_acc": stopper.best_acc,
                     "best_epoch": stopper.best_epoch,
                     "stale": stopper.stale,
                     "best_model": stopper.best_state,
                     "history": torch.tensor(
-                        [[h["epoch"], h["train_loss"], h["dev_acc"]] for h in history],
-                        dtype=torch.float64,
+                        [[h[k] for k in _HISTORY_KEYS] for h in history], dtype=torch.float64
                     ),
                 },
             )
     if bar is not None:
         bar.close()
     stopper.restore(model)
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt_path.unlink()
+    if ckpt_path is not None:
+        ckpt_path.unlink(missing_ok=True)  # a concurrent run of the same key may have won
     return FitResult(stopper.best_epoch, stopper.best_acc, epoch, history, stopped_early)
