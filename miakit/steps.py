@@ -298,6 +298,7 @@ class ModelSteps:
                 variant.defense,
                 device=self.device,
                 progress=self.progress,
+                checkpoint=self.store.scratch("model", key, "ckpt"),
             )
             model = result.model if result.model is not None else model
             report = sparsity_report(model, tuple(self.data.x.shape[1:]))
