@@ -192,7 +192,12 @@ class Store:
         """Hold the entry's lock file ``<key>.lock`` (see :mod:`miakit.lockfile`) for a block."""
         entry = self.path(kind, config)
         lock = entry.with_name(entry.name + ".lock")
-        return file_lock(lock, stale_after=self.lock_timeout, on_break=_warn)
+
+        def waiting(by: dict[str, Any]) -> None:
+            who = f"{by.get('host', '?')} pid {by.get('pid', '?')} since {by.get('time', '?')}"
+            _warn(f"waiting for {kind} {entry.name[:12]} (being computed by {who})")
+
+        return file_lock(lock, stale_after=self.lock_timeout, on_break=_warn, on_wait=waiting)
 
     # -- tensors ---------------------------------------------------------------------------
     def save_tensors(

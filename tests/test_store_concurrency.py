@@ -237,3 +237,34 @@ def test_two_threads_of_one_process_compute_once(tmp_path):
         got = [f.result(timeout=30) for f in futures]
     assert len(list(markers.iterdir())) == 1
     assert all(torch.equal(t["w"], got[0][0]["w"]) for t, _ in got)
+
+
+def test_a_waiter_says_what_it_waits_for(tmp_path):
+    """A run waiting on another's lock prints one warning naming the holder, then loads."""
+    import threading
+    import time as _time
+
+    import torch
+
+    from miakit.store import CacheWarning, Store
+
+    store = Store(tmp_path)
+    key = {"step": "train", "role": "victim"}
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with store.lock("model", key):
+            held.set()
+            release.wait(10)
+            store.save_tensors("model", key, {"w": torch.ones(3)})
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(10)
+    threading.Timer(0.3, release.set).start()
+    start = _time.monotonic()
+    with pytest.warns(CacheWarning, match=r"waiting for model \w+ \(being computed by .* pid"):
+        tensors, _ = store.get_or_create("model", key, lambda: ({"w": torch.zeros(3)}, {}))
+    thread.join()
+    assert _time.monotonic() - start >= 0.25
+    assert torch.equal(tensors["w"], torch.ones(3))  # the holder's result, not recomputed
