@@ -34,7 +34,7 @@ from miakit.config import PROFILES, ExperimentConfig, ParameterError, profile
 from miakit.keys import derives_key
 from miakit.metrics import AttackResult
 from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel
-from miakit.store import Store, config_key
+from miakit.store import CacheError, Store, config_key
 from miakit.train import logits, sensitivity
 from miakit.variants import ORIGINAL, Variant
 
@@ -354,8 +354,8 @@ def from_parameters(
     ``MIAKIT_SET`` environment variable (a JSON object), applied first.
 
     Raises:
-        ParameterError: a bad parameter or setting (a ``ValueError`` that Jupyter shows
-            as one line).
+        ParameterError: a bad parameter or setting, or an unwritable cache (a
+            ``ValueError`` that Jupyter shows as one line).
     """
     try:
         return _from_parameters(
@@ -366,7 +366,7 @@ def from_parameters(
             progress,
             overrides,
         )
-    except (ValueError, KeyError) as err:
+    except (ValueError, KeyError, CacheError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         raise ParameterError(msg) from None
 
@@ -390,4 +390,6 @@ def _from_parameters(
     given.update({k: v for k, v in named.items() if v is not None})
     if "dataset" in given and given["dataset"] != profile(profile_name).dataset:
         given.setdefault("dataset_options", ())
-    return Experiment(profile(profile_name, **given), store=store, device=device, progress=progress)
+    exp = Experiment(profile(profile_name, **given), store=store, device=device, progress=progress)
+    exp.store.check_writable()  # a read-only or full cache fails now, not after training
+    return exp

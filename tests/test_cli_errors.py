@@ -241,3 +241,14 @@ def test_cache_prune_removes_what_no_current_step_reaches(tmp_path, capsys):
     assert main(["cache", "prune", "--cache", str(tmp_path)]) == 0
     assert store.has("model", current) and not store.has("model", stale)
     assert "model" in capsys.readouterr().out
+
+
+def test_the_notebooks_entry_point_checks_the_cache(tmp_path, monkeypatch):
+    from miakit.config import ParameterError
+    from miakit.experiment import from_parameters
+
+    (tmp_path / "cachefile").write_text("not a folder")
+    monkeypatch.setenv("MIAKIT_CACHE", str(tmp_path / "cachefile"))
+    monkeypatch.delenv("MIAKIT_SET", raising=False)
+    with pytest.raises(ParameterError, match="cachefile"):
+        from_parameters("smoke")
