@@ -337,7 +337,8 @@ def _one_line_warning(
     message: Warning | str, category: type[Warning], *args: Any, **kw: Any
 ) -> None:
     """Show a miakit warning (a healed cache entry, ...) as one line on stderr."""
-    print(f"miakit: warning: {_one_line(Warning(str(message)))}", file=sys.stderr)
+    text = _one_line(Warning(str(message))).removeprefix("miakit ")
+    print(f"miakit: warning: {text}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
