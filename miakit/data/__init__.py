@@ -21,6 +21,8 @@ module                 holds
                        replace it) and its subclass :class:`ChecksumMismatchError`
 ``data.formats``       the raw parsers (CIFAR batches, SVHN ``.mat``, CHMNIST tiles,
                        tabular text, Texas100)
+``data.authors``       parsers of the authors' own files (``purchase100.txt``,
+                       MemGuard's ``data_complete.npz``), read with ``source="authors"``
 ``data.loaders``       one loader per format, named by each entry's ``loader`` field
 =====================  =================================================================
 

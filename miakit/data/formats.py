@@ -27,7 +27,14 @@ import numpy as np
 
 from miakit.data.errors import DataError, reading
 
-__all__ = ["parse_chmnist", "parse_cifar", "parse_svhn", "parse_tabular", "parse_texas"]
+__all__ = [
+    "pandas_reason",
+    "parse_chmnist",
+    "parse_cifar",
+    "parse_svhn",
+    "parse_tabular",
+    "parse_texas",
+]
 
 
 def _numpy_global(module: str, name: str) -> Any:
@@ -216,14 +223,14 @@ def _read_int_table(path: Path, *, what: str) -> np.ndarray:
         raise DataError(
             path,
             f"could not parse it as {what} (comma-separated integers 0-255, one row per "
-            f"line): {_pandas_reason(err)}",
+            f"line): {pandas_reason(err)}",
         ) from err
     if table.shape[0] == 0:
         raise DataError(path, f"has no rows; expected {what}")
     return table
 
 
-def _pandas_reason(err: Exception) -> str:
+def pandas_reason(err: Exception) -> str:
     """pandas' complaint, shortened to its last clause (e.g. "Expected 601 fields in line
     3, saw 5"), or what a decoding failure means."""
     if isinstance(err, UnicodeDecodeError):

@@ -93,6 +93,11 @@ class DatasetInfo:
         source: Citation / homepage.
         layout: Where the raw files lie after extracting the archive; ``None`` when the
             downloaded files are read directly (SVHN) or nothing is downloaded.
+        authors_file: The file the paper's authors' code reads instead (PAPER.md, "Data
+            and splits"), placed by hand in the dataset's folder and read only with the
+            loader option ``source="authors"`` (:mod:`miakit.data.authors`):
+            ``"purchase100.txt"`` or MemGuard's ``"data_complete.npz"``; ``None`` where
+            the kit has only its own source.
     """
 
     name: str
@@ -107,6 +112,7 @@ class DatasetInfo:
     std: tuple[float, ...] | None = None
     source: str = ""
     layout: ArchiveLayout | None = None
+    authors_file: str | None = None
 
     @property
     def embedded(self) -> bool:

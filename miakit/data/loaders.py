@@ -8,6 +8,16 @@ as the paper's code does (PAPER.md, "Data and splits"): images get ``ToTensor`` 
 
 A bad raw file raises the parser's :class:`~miakit.data.errors.DataError`, completed here
 with how to replace that file (:func:`miakit.data.download.replace_hint`).
+
+Purchase100, Location and Texas100 take the option ``source`` (:data:`TABULAR_SOURCES`):
+``"privacytrustlab"`` (the default) reads Shokri et al.'s release, downloaded on first
+use; ``"authors"`` reads the file the paper's authors' code reads (the entry's
+``authors_file``, placed by hand in the dataset's folder, never downloaded), so that the
+split indices pick the authors' records. The choice is always explicit: the default
+never reads the authors' file even when it is there, and ``"authors"`` never falls back
+to the release. Being a dataset option, it enters every cache key that names the
+dataset's options (``ExperimentConfig.dataset_options``), and each source has its own
+pool cache, so two sources never share a cached pool or a trained model.
 """
 
 from __future__ import annotations
@@ -22,13 +32,22 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from miakit.data.authors import parse_authors_file
 from miakit.data.container import Data
-from miakit.data.download import cached_pool, data_root, ensure_extracted, fetch, replace_hint
+from miakit.data.download import (
+    DatasetUnavailableError,
+    cached_pool,
+    data_root,
+    ensure_extracted,
+    fetch,
+    replace_hint,
+)
 from miakit.data.errors import DataError
 from miakit.data.formats import parse_chmnist, parse_cifar, parse_svhn, parse_tabular, parse_texas
 from miakit.data.info import ArchiveLayout, DatasetInfo
 
 __all__ = [
+    "TABULAR_SOURCES",
     "load_chmnist",
     "load_cifar",
     "load_digits",
@@ -103,13 +122,13 @@ def normalise_images(x: np.ndarray, mean: Sequence[float], std: Sequence[float])
     return t.sub_(m).div_(s)
 
 
-def _finish(info: DatasetInfo, x: torch.Tensor, y: np.ndarray) -> Data:
+def _finish(info: DatasetInfo, x: torch.Tensor, y: np.ndarray, *, stacklevel: int = 4) -> Data:
     # stacklevel=4: _finish <- the loader <- load_dataset <- the caller.
     if info.pool_size is not None and len(y) != info.pool_size:
         warnings.warn(
             f"{info.name}: the pool has {len(y)} samples but the published files have "
             f"{info.pool_size}; the files on disk are not the published ones.",
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     if tuple(x.shape[1:]) != info.input_shape:
         raise ValueError(
@@ -234,16 +253,90 @@ def load_chmnist(info: DatasetInfo, root: Path | None, download: bool, options: 
     return _finish(info, normalise_images(x, info.mean or (), info.std or ()), y)
 
 
+#: Values of the ``source`` option of Purchase100, Location and Texas100; the first is
+#: the default.
+TABULAR_SOURCES = ("privacytrustlab", "authors")
+
+
+def _tabular_source(info: DatasetInfo, options: Mapping[str, Any]) -> str:
+    source = _take_options(info, options, source=TABULAR_SOURCES[0])["source"]
+    if source not in TABULAR_SOURCES:
+        raise ValueError(
+            f"load_dataset({info.name!r}) got source={source!r}; use one of "
+            f"{', '.join(map(repr, TABULAR_SOURCES))} (the default {TABULAR_SOURCES[0]!r} is "
+            f"Shokri et al.'s release, 'authors' the paper's authors' {info.authors_file})."
+        )
+    if source == "authors" and info.authors_file is None:
+        raise ValueError(f"DATASETS[{info.name!r}] names no authors_file for source='authors'.")
+    return source
+
+
+def _authors_remedy(info: DatasetInfo, path: Path) -> str:
+    return (
+        f"Replace it with the {path.name} the paper's authors' code reads (PAPER.md, "
+        f"'Data and splits'), or call load_dataset({info.name!r}) without source='authors' "
+        "to use Shokri et al.'s release."
+    )
+
+
+def _load_authors(info: DatasetInfo, root: Path | None) -> Data:
+    """The pool from the authors' file, in its row order (its own pool cache)."""
+    directory = data_root(root) / info.name
+    path = directory / str(info.authors_file)
+    (num_features,) = info.input_shape
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        if not path.is_file():
+            raise DatasetUnavailableError(
+                f"{info.title} with source='authors' reads the authors' file "
+                f"{path.name!r}, which is not at\n  {path}\nmiakit does not download it: "
+                "place the file the paper's authors' code reads there, or call "
+                f"load_dataset({info.name!r}) without source='authors' to use Shokri et "
+                "al.'s release."
+            )
+        try:
+            return parse_authors_file(path, num_features=num_features, num_classes=info.num_classes)
+        except DataError as err:
+            raise err.with_remedy(_authors_remedy(info, path)) from err.__cause__
+
+    x, y = cached_pool(
+        directory,
+        info.name,
+        build,
+        input_shape=info.input_shape,
+        num_classes=info.num_classes,
+        source="authors",
+    )
+    return _finish(info, torch.from_numpy(x).to(torch.float32), y, stacklevel=5)
+
+
+@contextlib.contextmanager
+def _mention_authors_file(info: DatasetInfo, directory: Path) -> Iterator[None]:
+    """Add to a missing-file error that the authors' file is there, if it is."""
+    try:
+        yield
+    except DatasetUnavailableError as err:
+        path = directory / str(info.authors_file)
+        if info.authors_file is None or not path.is_file():
+            raise
+        raise DatasetUnavailableError(
+            f"{err}\nThe authors' file {path} is there: pass source='authors' to read it."
+        ) from None
+
+
 def load_tabular(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
     """Purchase100 and Location from Shokri et al.'s preprocessed release: the layout's
-    one member is a ``label,f1,...,fF`` text file."""
-    _take_options(info, options)
+    one member is a ``label,f1,...,fF`` text file. With ``source="authors"``, the
+    authors' ``purchase100.txt`` or MemGuard's ``data_complete.npz`` instead."""
+    if _tabular_source(info, options) == "authors":
+        return _load_authors(info, root)
     layout = _layout(info)
     directory = data_root(root) / info.name
     (num_features,) = info.input_shape
 
     def build() -> tuple[np.ndarray, np.ndarray]:
-        (path,) = ensure_extracted(info, directory, layout.members, download=download)
+        with _mention_authors_file(info, directory):
+            (path,) = ensure_extracted(info, directory, layout.members, download=download)
         return parse_tabular(path, num_features=num_features, num_classes=info.num_classes)
 
     x, y = _pool(info, directory, build)
@@ -252,14 +345,17 @@ def load_tabular(info: DatasetInfo, root: Path | None, download: bool, options: 
 
 def load_texas(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
     """Texas100 from Shokri et al.'s preprocessed release: the layout's two members are
-    the features file and the labels file."""
-    _take_options(info, options)
+    the features file and the labels file. With ``source="authors"``, the authors'
+    ``data_complete.npz`` instead."""
+    if _tabular_source(info, options) == "authors":
+        return _load_authors(info, root)
     layout = _layout(info)
     directory = data_root(root) / info.name
     (num_features,) = info.input_shape
 
     def build() -> tuple[np.ndarray, np.ndarray]:
-        feats, labels = ensure_extracted(info, directory, layout.members, download=download)
+        with _mention_authors_file(info, directory):
+            feats, labels = ensure_extracted(info, directory, layout.members, download=download)
         return parse_texas(feats, labels, num_features=num_features, num_classes=info.num_classes)
 
     x, y = _pool(info, directory, build)

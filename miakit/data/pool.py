@@ -1,5 +1,9 @@
 """The parsed-pool cache: ``<name>-pool-v1.npz`` beside a dataset's raw files.
 
+A pool read from another source of the same dataset (the authors' files,
+``source="authors"``) has its own cache, ``<name>-<source>-pool-v1.npz``, so two
+sources never share a cached pool.
+
 Parsing the raw files (unpickling CIFAR batches, decoding 5000 tiles, reading a 200k-row
 text file) is slow, so the parsed pool's raw arrays (uint8 pixels or 0/1 features, int64
 labels) are written once, atomically, as a plain ``.npz`` (no pickle), and read back on
@@ -25,7 +29,7 @@ _CACHE_VERSION = 1
 
 
 def _read_pool(
-    cache: Path, name: str, input_shape: tuple[int, ...] | None, num_classes: int | None
+    cache: Path, call: str, input_shape: tuple[int, ...] | None, num_classes: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The arrays of a pool cache, checked; any fault is one :class:`DataError`."""
 
@@ -33,7 +37,7 @@ def _read_pool(
         return DataError(
             cache,
             f"is not a valid parsed-pool cache: {problem}",
-            f"Delete it and call load_dataset({name!r}) again: the raw files are parsed "
+            f"Delete it and call {call} again: the raw files are parsed "
             "again and the cache is rewritten.",
         )
 
@@ -78,6 +82,7 @@ def cached_pool(
     *,
     input_shape: tuple[int, ...] | None = None,
     num_classes: int | None = None,
+    source: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw pool arrays from ``<name>-pool-v1.npz`` in ``directory``, else ``build()``
     them and write that cache atomically (no pickle: ``allow_pickle=False``).
@@ -90,15 +95,19 @@ def cached_pool(
         build: Parses the raw files into uint8 ``x`` and integer ``y``.
         input_shape: If given, the shape one cached input must have.
         num_classes: If given, cached labels must lie in ``0..num_classes - 1``.
+        source: The dataset's non-default source (``"authors"``), which names its own
+            cache ``<name>-<source>-pool-v1.npz``; ``None`` for the default source.
 
     Raises:
         DataError: The cache is not a valid ``.npz`` of uint8 ``x`` and integer ``y``
             (garbled, truncated, an object array, wrong keys, shapes or labels); the
             message says to delete it.
     """
-    cache = directory / f"{name}-pool-v{_CACHE_VERSION}.npz"
+    stem = f"{name}-{source}" if source else name
+    cache = directory / f"{stem}-pool-v{_CACHE_VERSION}.npz"
+    call = f"load_dataset({name!r}, source={source!r})" if source else f"load_dataset({name!r})"
     if cache.is_file():
-        return _read_pool(cache, name, input_shape, num_classes)
+        return _read_pool(cache, call, input_shape, num_classes)
     x, y = build()
 
     def write(tmp: Path) -> None:

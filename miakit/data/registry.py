@@ -28,6 +28,12 @@ location      .../privacytrustlab/datasets/raw/master/dataset_location.tgz      
 [3] Shokri et al.'s preprocessed tabular files (as used by ML-Leaks and ML Privacy
     Meter) have no published checksum; miakit cannot know one offline, so they are
     not verified (their row/column counts and label ranges are still checked).
+
+The paper's authors read these three from files of their own instead (PAPER.md, "Data
+and splits"); with ``load_dataset(name, source="authors")`` miakit reads them, placed
+by hand, never downloaded: ``<root>/purchase100/purchase100.txt`` (features, then the
+0-based label last), ``<root>/location/data_complete.npz`` and
+``<root>/texas100/data_complete.npz`` (MemGuard's ``x`` and 1-based ``y``).
 """
 
 from __future__ import annotations
@@ -188,6 +194,7 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             source="Shokri et al. 2017 (preprocessed release, privacytrustlab/datasets)",
             layout=ArchiveLayout(("bangkok",)),
+            authors_file="data_complete.npz",
         ),
         DatasetInfo(
             "purchase100",
@@ -209,6 +216,7 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             source="Shokri et al. 2017 (preprocessed release, privacytrustlab/datasets)",
             layout=ArchiveLayout(("dataset_purchase",)),
+            authors_file="purchase100.txt",
         ),
         DatasetInfo(
             "texas100",
@@ -227,6 +235,7 @@ DATASETS: dict[str, DatasetInfo] = {
             ),
             source="Shokri et al. 2017 (preprocessed release, privacytrustlab/datasets)",
             layout=ArchiveLayout(("texas/100/feats", "texas/100/labels")),
+            authors_file="data_complete.npz",
         ),
     )
 }
@@ -284,7 +293,13 @@ def load_dataset(
         root: Data root for downloaded datasets; see :func:`data_root`.
         download: Whether a missing file may be downloaded.
         **options: Dataset-specific options; ``mnist1d`` takes ``num_samples`` (default
-            8000, a multiple of 10) and ``seed`` (default 42). Others take none.
+            8000, a multiple of 10) and ``seed`` (default 42). ``purchase100``,
+            ``location`` and ``texas100`` take ``source``: ``"privacytrustlab"`` (the
+            default, Shokri et al.'s release, downloaded) or ``"authors"`` (the file the
+            paper's authors read, the entry's ``authors_file`` placed by hand in the
+            dataset's folder; records in the file's order, its own pool cache). The
+            default never reads the authors' file, even when it is there. Others take
+            none.
 
     Returns:
         The pool as a :class:`Data` on the CPU.
@@ -292,6 +307,7 @@ def load_dataset(
     Raises:
         KeyError: Unknown dataset name (the message lists the known ones).
         TypeError: Unknown option for that dataset.
+        ValueError: An unknown ``source``.
         DatasetUnavailableError: A file is missing and cannot be downloaded; the message
             says which file, from which URL, and the exact path to place it by hand.
         DataError: A file on disk is bad (truncated, garbled, in the wrong format, or a
