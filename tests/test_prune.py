@@ -2,7 +2,7 @@
 accounting and compaction (the package miakit.prune).
 
 The registry test covers small_cnn, mlp, fc and resnet18; ``MIAKIT_FULL_TESTS=1`` adds
-vgg16_bn, mobilenetv2 and densenet121 (about 30 s more on two CPU cores).
+vgg16_bn, mobilenetv2 and densenet121 (about a minute more on one CPU thread).
 """
 
 from __future__ import annotations
