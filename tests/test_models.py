@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -12,7 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from miakit.models import ARCHS, build_model, has_batchnorm, is_convnet, xavier_init_
+from miakit.models import (
+    ARCHS,
+    Bottleneck,
+    build_model,
+    has_batchnorm,
+    is_convnet,
+    xavier_init_,
+)
 
 PAPER_NETS = ("resnet18", "densenet121", "vgg16_bn", "mobilenetv2")
 IMAGE_ARCHS = (*PAPER_NETS, "small_cnn")
@@ -65,24 +72,108 @@ def test_registry_names_match_contract() -> None:
 
 
 # --- exact parameter counts -------------------------------------------------------------
+# Derived here from the layer arithmetic of PAPER.md, "Models and training" (the authors'
+# huyvnphan/PyTorch_CIFAR10 models; kuangliu's MobileNetV2), not read off the modules.
 
-# Published figures for 10 classes and 3 input channels, as printed by kuangliu/pytorch-cifar
-# (the CIFAR model zoo the authors built on) and widely quoted for those definitions:
-#   ResNet18 11,173,962; DenseNet121 6,956,298; VGG16 (with BN) 14,728,266;
-#   MobileNetV2 2,296,922.
-PUBLISHED_COUNTS = {
-    "resnet18": 11_173_962,
-    "densenet121": 6_956_298,
-    "vgg16_bn": 14_728_266,
-    "mobilenetv2": 2_296_922,
+
+def conv_params(c_in: int, c_out: int, k: int, *, bias: bool = False, groups: int = 1) -> int:
+    return c_in // groups * c_out * k * k + (c_out if bias else 0)
+
+
+def bn_params(c: int) -> int:
+    return 2 * c  # gamma and beta
+
+
+def linear_params(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out
+
+
+def resnet18_params(k: int) -> int:
+    """Stem conv-BN (the max-pool has no parameters), [2, 2, 2, 2] basic blocks, fc."""
+    n, c = conv_params(3, 64, 3) + bn_params(64), 64
+    for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for s in (stride, 1):
+            n += 2 * bn_params(planes) + conv_params(c, planes, 3) + conv_params(planes, planes, 3)
+            if s != 1 or c != planes:  # projected shortcut: 1x1 conv + BN
+                n += conv_params(c, planes, 1) + bn_params(planes)
+            c = planes
+    return n + linear_params(512, k)
+
+
+def densenet121_params(k: int) -> int:
+    """conv0-norm0 stem, blocks 6-12-24-16 of growth 32 (bottleneck 128), compression 0.5."""
+    n, c = conv_params(3, 64, 3) + bn_params(64), 64
+    for i, layers in enumerate((6, 12, 24, 16)):
+        for _ in range(layers):
+            n += bn_params(c) + conv_params(c, 128, 1) + bn_params(128) + conv_params(128, 32, 3)
+            c += 32
+        if i < 3:
+            n += bn_params(c) + conv_params(c, c // 2, 1)
+            c //= 2
+    assert c == 1024
+    return n + bn_params(c) + linear_params(c, k)  # norm5, classifier
+
+
+def vgg16_bn_params(k: int) -> int:
+    """13 conv3x3 (with bias) + BN layers, then 512-4096-4096-K."""
+    widths = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
+    n, c = 0, 3
+    for w in widths:
+        n += conv_params(c, w, 3, bias=True) + bn_params(w)
+        c = w
+    return n + linear_params(512, 4096) + linear_params(4096, 4096) + linear_params(4096, k)
+
+
+def mobilenetv2_params(k: int) -> int:
+    """kuangliu's CIFAR MobileNetV2: 3x3 stem, inverted residuals, 1x1 to 1280, linear."""
+    cfg = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1))
+    cfg += ((6, 160, 3, 2), (6, 320, 1, 1))
+    n, c = conv_params(3, 32, 3) + bn_params(32), 32
+    for expansion, out, blocks, stride in cfg:
+        for s in [stride] + [1] * (blocks - 1):
+            mid = expansion * c
+            n += conv_params(c, mid, 1) + conv_params(mid, mid, 3, groups=mid)
+            n += conv_params(mid, out, 1) + 2 * bn_params(mid) + bn_params(out)
+            if s == 1 and c != out:
+                n += conv_params(c, out, 1) + bn_params(out)
+            c = out
+    return n + conv_params(320, 1280, 1) + bn_params(1280) + linear_params(1280, k)
+
+
+EXPECTED_PARAMS = {
+    "resnet18": resnet18_params,
+    "densenet121": densenet121_params,
+    "vgg16_bn": vgg16_bn_params,
+    "mobilenetv2": mobilenetv2_params,
 }
+# PAPER.md's rounded figures at K = 10 (millions, as printed there); MobileNetV2 is
+# kuangliu's published 2,296,922.
+PAPER_MILLIONS = {"resnet18": "11.17", "densenet121": "6.96", "vgg16_bn": "33.6"}
 
 
 @pytest.mark.parametrize("arch", PAPER_NETS)
-def test_paper_nets_have_published_parameter_counts(
+def test_paper_nets_parameter_counts_at_10_classes(
     cifar10_models: dict[str, nn.Module], arch: str
 ) -> None:
-    assert n_params(cifar10_models[arch]) == PUBLISHED_COUNTS[arch]
+    n = n_params(cifar10_models[arch])
+    assert n == EXPECTED_PARAMS[arch](10)
+    if arch in PAPER_MILLIONS:
+        figure = PAPER_MILLIONS[arch]
+        assert f"{n / 1e6:.{len(figure.split('.')[1])}f}" == figure
+    else:
+        assert n == 2_296_922
+
+
+@pytest.mark.parametrize("arch", PAPER_NETS)
+def test_paper_nets_parameter_counts_at_100_classes(arch: str) -> None:
+    """CIFAR-100: only the last layer grows. Built on the meta device: no memory, no init."""
+    with torch.device("meta"):
+        model = ARCHS[arch].builder(100, (3, 32, 32))
+    assert n_params(model) == EXPECTED_PARAMS[arch](100)
+    assert EXPECTED_PARAMS[arch](100) - EXPECTED_PARAMS[arch](10) == 90 * (ARCH_HEAD_IN[arch] + 1)
+
+
+ARCH_HEAD_IN = {"resnet18": 512, "densenet121": 1024, "vgg16_bn": 4096, "mobilenetv2": 1280}
 
 
 def test_column_fc_layout_and_count() -> None:
@@ -133,33 +224,146 @@ def test_signal_cnn_layout() -> None:
 # --- forward passes ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", PAPER_NETS)
-def test_paper_nets_forward_cifar(cifar10_models: dict[str, nn.Module], arch: str) -> None:
-    """Right output on a CIFAR batch, and a CIFAR variant of the architecture.
+def _halve(side: int, times: int) -> int:
+    for _ in range(times):
+        side //= 2
+    return side
 
-    3x3 stride-1 stem and no max-pool stem: a 32x32 input reaches the head pool as 4x4
-    (VGG: 1x1 after its five max-pools), where kuangliu applies his fixed
-    ``avg_pool2d(out, 4)``; so the adaptive pool computes his function exactly.
+
+# Expected (C, H, W) after each stage on a 32x32 input, from the layer arithmetic: the
+# 3x3 stride-2 padding-1 max-pool stem takes 32 to (32 + 2 - 3) // 2 + 1 = 16; every
+# later stride-2 stage (ResNet) or transition pool (DenseNet) halves.
+STEM_POOLED = (32 + 2 * 1 - 3) // 2 + 1
+DENSE_CHANNELS = [64 + 6 * 32, 128 + 12 * 32, 256 + 24 * 32, 512 + 16 * 32]
+STAGE_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
+    "resnet18": {
+        "conv1": (64, 32, 32),
+        "maxpool": (64, STEM_POOLED, STEM_POOLED),
+        **{
+            f"layer{i + 1}": (64 * 2**i, _halve(STEM_POOLED, i), _halve(STEM_POOLED, i))
+            for i in range(4)
+        },
+        "avgpool": (512, 1, 1),
+    },
+    "densenet121": {
+        "features.conv0": (64, 32, 32),
+        "features.pool0": (64, STEM_POOLED, STEM_POOLED),
+        **{
+            f"features.denseblock{i + 1}": (c, _halve(STEM_POOLED, i), _halve(STEM_POOLED, i))
+            for i, c in enumerate(DENSE_CHANNELS)
+        },
+        **{
+            f"features.transition{i + 1}": (
+                DENSE_CHANNELS[i] // 2,
+                _halve(STEM_POOLED, i + 1),
+                _halve(STEM_POOLED, i + 1),
+            )
+            for i in range(3)
+        },
+        "features.norm5": (1024, 2, 2),
+        "avgpool": (1024, 1, 1),
+    },
+    "vgg16_bn": {  # conv-BN-ReLU triples; the i-th pool follows 2, 4, 7, 10, 13 convs
+        "features.0": (64, 32, 32),
+        **{
+            f"features.{3 * convs + i}": (c, 32 >> (i + 1), 32 >> (i + 1))
+            for i, (convs, c) in enumerate(
+                zip((2, 4, 7, 10, 13), (64, 128, 256, 512, 512), strict=True)
+            )
+        },
+        "avgpool": (512, 1, 1),
+        "classifier.0": (4096,),
+        "classifier.3": (4096,),
+        "classifier.6": (10,),
+    },
+    "mobilenetv2": {"conv1": (32, 32, 32), "layers": (320, 4, 4), "pool": (1280, 1, 1)},
+}
+
+
+@pytest.mark.parametrize("arch", PAPER_NETS)
+def test_paper_nets_stage_feature_maps_on_cifar(
+    cifar10_models: dict[str, nn.Module], arch: str
+) -> None:
+    """Each stage's output size on one 32x32 image (forward hooks), and the stem's order.
+
+    PAPER.md, "Models and training": a 3x3 stride-1 first conv; ResNet18 and DenseNet121
+    apply BN, ReLU and a 3x3 stride-2 max-pool before the first stage (ResNet's layer1
+    at 16x16); VGG16-BN's classifier is 512-4096-4096-K.
     """
     model = cifar10_models[arch].eval()
+    modules = dict(model.named_modules())
     first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert first_conv.kernel_size == (3, 3) and first_conv.stride == (1, 1)
-    pool = [m for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)][-1]
-    seen: list[tuple[int, ...]] = []
-    handle = pool.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape)))
+    seen: dict[str, tuple[int, ...]] = {}
+    io: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            seen[name] = tuple(out.shape[1:])
+            io[name] = (inp[0], out)
+
+        return hook
+
+    watched = [*STAGE_SHAPES[arch], "bn1", "features.norm0"]
+    handles = [modules[n].register_forward_hook(record(n)) for n in watched if n in modules]
     try:
         with torch.no_grad():
-            out = model(torch.randn(2, 3, 32, 32))
+            out = model(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
     finally:
-        handle.remove()
-    assert out.shape == (2, 10)
-    assert out.dtype == torch.float32
-    assert torch.isfinite(out).all()
-    side = 1 if arch == "vgg16_bn" else 4
-    assert seen == [(2, PRE_POOL_CHANNELS[arch], side, side)]
+        for h in handles:
+            h.remove()
+    assert out.shape == (1, 10) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert {n: seen[n] for n in STAGE_SHAPES[arch]} == STAGE_SHAPES[arch]
+    stems = {"resnet18": ("bn1", "maxpool"), "densenet121": ("features.norm0", "features.pool0")}
+    if arch in stems:  # the max-pool takes ReLU(BN(conv)) of the stem
+        norm, pool = stems[arch]
+        assert isinstance(modules[pool], nn.MaxPool2d)
+        assert torch.equal(io[pool][0], F.relu(io[norm][1]))
 
 
-PRE_POOL_CHANNELS = {"resnet18": 512, "densenet121": 1024, "vgg16_bn": 512, "mobilenetv2": 1280}
+def test_vgg16_bn_classifier_layout(cifar10_models: dict[str, nn.Module]) -> None:
+    head = cifar10_models["vgg16_bn"].classifier
+    kinds = [type(m) for m in head]
+    assert kinds == [nn.Linear, nn.ReLU, nn.Dropout] * 2 + [nn.Linear]
+    assert [(m.in_features, m.out_features) for m in head if isinstance(m, nn.Linear)] == [
+        (512, 4096),
+        (4096, 4096),
+        (4096, 10),
+    ]
+    assert [m.p for m in head if isinstance(m, nn.Dropout)] == [0.5, 0.5]
+    convs = [m for m in cifar10_models["vgg16_bn"].features if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13 and all(c.bias is not None for c in convs)
+
+
+# A few of the authors' (torchvision's) state-dict keys, so their checkpoints load.
+AUTHORS_KEYS = {
+    "resnet18": ["conv1.weight", "bn1.running_mean", "layer2.0.downsample.0.weight", "fc.bias"],
+    "densenet121": [
+        "features.norm0.weight",
+        "features.denseblock1.denselayer6.conv2.weight",
+        "features.transition3.norm.running_var",
+        "features.denseblock4.denselayer16.norm1.bias",
+        "features.norm5.weight",
+        "classifier.weight",
+    ],
+    "vgg16_bn": ["features.0.bias", "features.41.running_var", "classifier.6.weight"],
+}
+
+
+@pytest.mark.parametrize("arch", sorted(AUTHORS_KEYS))
+def test_authors_parameter_names(cifar10_models: dict[str, nn.Module], arch: str) -> None:
+    keys = cifar10_models[arch].state_dict().keys()
+    assert set(AUTHORS_KEYS[arch]) <= keys
+
+
+def test_dense_layer_concatenates_input_first() -> None:
+    """As the authors' ``_DenseLayer``: ``cat([x, new])``, so their weights compute the same."""
+    layer = Bottleneck(5, 3).eval()
+    x = torch.randn(2, 5, 4, 4)
+    with torch.no_grad():
+        out = layer(x)
+    assert out.shape == (2, 8, 4, 4)
+    assert torch.equal(out[:, :5], x)
 
 
 @pytest.mark.parametrize("arch", IMAGE_ARCHS)
@@ -363,7 +567,10 @@ def test_wrong_rank_hints() -> None:
 
 def test_image_arch_rejects_too_small_images() -> None:
     with pytest.raises(ValueError, match=r"H, W >= 8.*spatial size 4x4.*too small"):
-        build_model("densenet121", 10, (3, 4, 4))
+        build_model("resnet18", 10, (3, 4, 4))
+    # DenseNet121's max-pool stem and three transition pools: 15 -> 8 -> 4 -> 2 -> 1.
+    with pytest.raises(ValueError, match=r"H, W >= 15.*spatial size 14x14.*too small"):
+        build_model("densenet121", 10, (3, 14, 14))
 
 
 def test_accepts_numpy_and_torch_sizes() -> None:

@@ -2,7 +2,7 @@
 accounting and compaction (the package miakit.prune).
 
 The registry test covers small_cnn, mlp, fc and resnet18; ``MIAKIT_FULL_TESTS=1`` adds
-vgg16_bn, mobilenetv2 and densenet121 (about 30 s more on two CPU cores).
+vgg16_bn, mobilenetv2 and densenet121 (about a minute more on one CPU thread).
 """
 
 from __future__ import annotations
@@ -262,7 +262,8 @@ def test_slimming_penalty_is_ce_plus_lam_l1_of_gamma():
 # Every registry architecture
 # ---------------------------------------------------------------------------
 
-SHAPES = {"fc": (20,), "mlp": (40,), "small_cnn": (1, 8, 8)}
+# The smallest inputs each arch takes (DenseNet121's max-pool stem needs 15x15, PAPER.md).
+SHAPES = {"fc": (20,), "mlp": (40,), "small_cnn": (1, 8, 8), "densenet121": (3, 16, 16)}
 ARCH_CASES = [
     (arch, method)
     for arch in ["small_cnn", "mlp", "fc", "resnet18", *(HEAVY if FULL else [])]
@@ -709,8 +710,9 @@ def test_compact_keeps_coupled_residual_channels_and_matches_resnet18():
 @pytest.mark.parametrize("arch", HEAVY)
 @pytest.mark.parametrize("method", ["l1_structured", "slimming"])
 def test_compact_heavy_archs(arch, method):
-    model = prune_model(_randomise_bn(build_model(arch, 10, (3, 8, 8), seed=0)), method, 0.5)
-    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    shape = SHAPES.get(arch, (3, 8, 8))
+    model = prune_model(_randomise_bn(build_model(arch, 10, shape, seed=0)), method, 0.5)
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     small = compact(model, x)
     assert torch.allclose(small(x), model.eval()(x), atol=1e-5)
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())

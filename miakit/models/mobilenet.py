@@ -1,7 +1,11 @@
-"""CIFAR MobileNetV2 (PAPER.md, "Models and training").
+"""CIFAR MobileNetV2: miakit's own choice, not the authors' model.
 
-After kuangliu/pytorch-cifar ``models/mobilenetv2.py``: stride-1 stem and second stage,
-parameter names as in kuangliu's code, trailing pool adaptive.
+PAPER.md, "Models and training": MobileNetV2 is in the paper's text, but the authors'
+public code cannot train it (no branch in their ``get_model``, no config), so there is no
+authors' definition to follow. miakit offers the common CIFAR variant of
+kuangliu/pytorch-cifar ``models/mobilenetv2.py`` (stride-1 stem and second stage, no
+max-pool; 2.30M parameters at K = 10), with kuangliu's parameter names and an adaptive
+trailing pool. Results on it are miakit's, not a reproduction of the paper's column.
 """
 
 from __future__ import annotations
@@ -47,9 +51,10 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """CIFAR MobileNetV2: stride-1 stem and second stage, 1280-channel head.
+    """CIFAR MobileNetV2 (kuangliu's): stride-1 stem and second stage, 1280-channel head.
 
-    PAPER.md, "Models and training" (MobileNetV2).
+    miakit's own choice (PAPER.md, "Models and training": the authors' code cannot train
+    MobileNetV2). On a 32x32 input the head pool sees a 4x4 map.
     """
 
     # (expansion, out_planes, num_blocks, stride); stage 2 stride 2 -> 1 for CIFAR.

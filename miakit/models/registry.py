@@ -39,9 +39,10 @@ class ArchSpec:
         kind: ``"image"`` (input ``(C, H, W)``) or ``"vector"`` (input ``(F,)``).
         builder: ``builder(num_classes, input_shape)`` returns the bare (not yet
             Xavier-initialised) module; use :func:`build_model` instead.
-        min_spatial: Smallest height/width an image architecture accepts: 8 for the
-            paper nets (their three stride-2 stages take 8 down to 1; DenseNet's
-            transition pools fail below that), 2 for ``small_cnn``, 0 for vector models.
+        min_spatial: Smallest height/width an image architecture accepts: 15 for
+            ``densenet121`` (its max-pool stem and three transition pools take 15 to 8,
+            4, 2 and 1 and fail below), 8 for the other CIFAR nets (their stride-2 stages
+            take 8 down to 1), 2 for ``small_cnn``, 0 for vector models.
         description: One line for listings, e.g. a notebook table of ``ARCHS``.
         tiny: Small enough that one CPU thread trains it faster than several (the
             embedded-data models: their matrices are too small for intra-op
@@ -73,15 +74,16 @@ ARCHS: dict[str, ArchSpec] = {
             "image",
             lambda k, s: ResNet([2, 2, 2, 2], k, in_channels=s[0]),
             8,
-            "CIFAR ResNet18 (BasicBlock [2, 2, 2, 2])",
+            "the authors' CIFAR ResNet18 (3x3 conv-BN-ReLU-max-pool stem, BasicBlock [2, 2, 2, 2])",
             supports_all_pruners=True,
         ),
         ArchSpec(
             "densenet121",
             "image",
             lambda k, s: DenseNet([6, 12, 24, 16], k, in_channels=s[0], growth_rate=32),
-            8,
-            "CIFAR DenseNet121 (growth 32, blocks 6-12-24-16, reduction 0.5)",
+            15,
+            "the authors' CIFAR DenseNet121 (3x3 conv0-norm0-relu0-max-pool stem, growth "
+            "32, blocks 6-12-24-16, compression 0.5)",
             supports_all_pruners=True,
         ),
         ArchSpec(
@@ -89,7 +91,7 @@ ARCHS: dict[str, ArchSpec] = {
             "image",
             lambda k, s: VGG(VGG16_CFG, k, in_channels=s[0]),
             8,
-            "CIFAR VGG16 with batch norm, classifier Linear(512, K)",
+            "the authors' CIFAR VGG16 with batch norm, classifier 512-4096-4096-K with dropout 0.5",
             supports_all_pruners=True,
         ),
         ArchSpec(
@@ -97,7 +99,8 @@ ARCHS: dict[str, ArchSpec] = {
             "image",
             lambda k, s: MobileNetV2(k, in_channels=s[0]),
             8,
-            "CIFAR MobileNetV2",
+            "CIFAR MobileNetV2 after kuangliu/pytorch-cifar (miakit's own choice: the "
+            "authors' code cannot train it)",
             supports_all_pruners=True,
         ),
         ArchSpec(
@@ -136,7 +139,13 @@ ARCHS: dict[str, ArchSpec] = {
         ),
     )
 }
-"""Known architectures, by name (PAPER.md, "Models and training")."""
+"""Known architectures, by name (PAPER.md, "Models and training").
+
+``resnet18``, ``densenet121`` and ``vgg16_bn`` are the authors' models
+(huyvnphan/PyTorch_CIFAR10's CIFAR variants), ``fc`` the authors' tabular model;
+``mobilenetv2`` (in the paper's text, not trainable with the authors' code), ``mlp``,
+``signal_cnn`` and ``small_cnn`` are miakit's own.
+"""
 
 
 def _lookup(arch: str) -> ArchSpec:
@@ -215,12 +224,14 @@ def build_model(
     architecture; only the seed (and the training split) differ.
 
     Args:
-        arch: A key of :data:`ARCHS`: ``"resnet18"``, ``"densenet121"``, ``"vgg16_bn"``,
-            ``"mobilenetv2"``, ``"fc"``, ``"mlp"`` or ``"small_cnn"``.
+        arch: A key of :data:`ARCHS`: ``"resnet18"``, ``"densenet121"``, ``"vgg16_bn"``
+            (the authors' image models), ``"mobilenetv2"`` (miakit's own), ``"fc"`` (the
+            authors' tabular model), ``"mlp"``, ``"signal_cnn"`` or ``"small_cnn"``.
         num_classes: Number of classes K (>= 2); the model outputs ``(N, K)`` logits.
         input_shape: Shape of one sample: ``(C, H, W)`` for image architectures (any
             channel count, each arch's minimum spatial size), ``(F,)`` for ``fc`` and
-            ``mlp``. ``miakit.data.DATASETS[name].input_shape`` has the right value.
+            ``mlp`` and ``signal_cnn``. ``miakit.data.DATASETS[name].input_shape`` has
+            the right value.
         seed: Optional initialisation seed. When given, the weights depend only on it
             (for a device type) and the global torch RNG is left untouched; when ``None``
             the global RNG is used, so ``torch.manual_seed`` beforehand makes it
