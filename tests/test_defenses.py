@@ -27,6 +27,7 @@ from miakit.defenses import (
     DefenseParams,
     DefenseResult,
     DPSGDParams,
+    InferenceModel,
     NoDefense,
     PPBParams,
     default_delta,
@@ -154,14 +155,14 @@ def test_ppb_odd_batch_leaves_last_sample_out_of_kl_only() -> None:
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
-def test_bad_lambda_theta_noise_rejected(bad: float, dev: Data) -> None:
+def test_bad_lambda_theta_noise_rejected(bad: float, train: Data, dev: Data) -> None:
     z, y = torch.zeros(2, K), torch.tensor([0, 1])
     with pytest.raises(ValueError, match="lam="):
         ppb_loss(z, y, bad)
     with pytest.raises(ValueError, match="lam="):
         PPB(lam=bad)
     with pytest.raises(ValueError, match="theta="):
-        AdversarialRegularization(dev, K, theta=bad)
+        AdversarialRegularization(train, dev, theta=bad)
     with pytest.raises(ValueError, match="lam="):
         make_defense("ppb", lam=bad)
     with pytest.raises(ValueError, match="theta="):
@@ -195,7 +196,7 @@ def test_params_are_frozen_floats_and_hashable() -> None:
     assert p == PPBParams(lam=2.0) and hash(p) == hash(PPBParams(lam=2.0))
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.lam = 8.0  # type: ignore[misc]
-    assert AdvRegParams(theta=8).params() == {"theta": 8.0, "k": 1, "lr": 1e-3, "seed": 0}
+    assert AdvRegParams(theta=8).params() == {"theta": 8.0, "k": 7, "lr": 1e-3, "seed": 0}
     assert NoDefense().params() == {}
     assert [cls.title for cls in DEFENSES.values()] == ["no defense", "PPB", "AdvReg", "DP-SGD"]
 
@@ -224,7 +225,7 @@ def test_zero_noise_and_bad_k_rejected(train: Data, dev: Data) -> None:
     with pytest.raises(ValueError, match="noise_multiplier=0"):
         dp_finetune(mlp(), train, dev, TrainConfig(epochs=1), noise_multiplier=0.0)
     with pytest.raises(ValueError, match="k=0"):
-        AdversarialRegularization(dev, K, k=0)
+        AdversarialRegularization(train, dev, k=0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,44 +233,162 @@ def test_zero_noise_and_bad_k_rejected(train: Data, dev: Data) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def test_advreg_updates_inference_model_every_step(train: Data, dev: Data) -> None:
-    reg = AdversarialRegularization(dev, K, theta=1.0, k=2, seed=0)
-    changed: list[bool] = []
-
-    def watched(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        before = [p.detach().clone() for p in reg.inference_model.parameters()]
-        loss = reg(model, x, y)
-        after = list(reg.inference_model.parameters())
-        changed.append(all(not torch.equal(b, a) for b, a in zip(before, after, strict=True)))
-        return loss
-
-    cfg = TrainConfig(epochs=2, batch_size=32, patience=0)
-    fit(mlp(), train, dev, cfg, objective=watched, device="cpu")
-    steps = 2 * math.ceil(len(train) / 32)
-    assert len(changed) == steps
-    assert all(changed), "the inference model was not updated on some classifier step"
-    assert reg.inference_steps == steps * 2
+def test_advreg_default_k_is_the_authors_7() -> None:
+    assert AdvRegParams().k == 7 and make_defense("advreg").k == 7
+    assert AdversarialRegularization(blobs(8, 0), blobs(8, 1)).k == 7
 
 
-def test_advreg_classifier_loss_is_ce_minus_theta_bce(train: Data, dev: Data) -> None:
+def test_advreg_takes_k_inference_steps_before_every_classifier_step(train, dev) -> None:
+    """The optimizer steps interleave as (h * k, f) once per minibatch of every epoch."""
+    k, batch, epochs = 3, 32, 2
+    reg = AdversarialRegularization(train, dev, theta=1.0, k=k, seed=0)
+    events: list[str] = []
+    reg.optimizer.register_step_post_hook(lambda *_: events.append("h"))
+
+    def classifier_adam(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        opt.register_step_post_hook(lambda *_: events.append("f"))
+        return opt
+
+    cfg = TrainConfig(epochs=epochs, batch_size=batch, patience=0)
+    fit(mlp(), train, dev, cfg, objective=reg, device="cpu", optimizer_factory=classifier_adam)
+    steps = epochs * math.ceil(len(train) / batch)  # every minibatch of every epoch
+    assert events == (["h"] * k + ["f"]) * steps
+    assert reg.classifier_steps == steps and reg.inference_steps == k * steps
+
+
+def test_advreg_each_inference_step_has_its_own_member_and_dev_minibatch(train, dev) -> None:
+    """Members are drawn from train, non-members from dev, walking each without repeats."""
+    k, b = 2, 16
+    reg = AdversarialRegularization(train, dev, k=k, seed=1)
+    model = mlp()
+    seen: list[torch.Tensor] = []
+    hook = model.register_forward_pre_hook(
+        lambda m, args: None if m.training else seen.append(args[0].detach().clone())
+    )
+    calls = len(train) // (k * b)  # exactly one pass over the members
+    for _ in range(calls):
+        reg(model.train(), train.x[:b], train.y[:b])
+    hook.remove()
+    assert len(seen) == calls  # one eval forward per call, for all 2k minibatches
+    rows = torch.cat([s[: k * b] for s in seen])
+    dev_rows = torch.cat([s[k * b :] for s in seen])
+    assert all(s.shape[0] == 2 * k * b for s in seen)
+
+    def index_in(data: Data, x: torch.Tensor) -> list[int]:
+        match = (x[:, None, :] == data.x[None, :, :]).all(-1)
+        assert (match.sum(1) == 1).all(), "a drawn row is not in this split"
+        return match.float().argmax(1).tolist()
+
+    assert sorted(index_in(train, rows)) == list(range(len(train)))  # a shuffled pass
+    assert index_in(train, rows) != list(range(len(train)))
+    dev_idx = index_in(dev, dev_rows)  # 128 draws from 64 dev rows: two passes
+    assert sorted(dev_idx[: len(dev)]) == sorted(dev_idx[len(dev) :]) == list(range(len(dev)))
+
+
+def test_inference_model_is_the_authors_miafc() -> None:
+    for k in (3, 10, 100):
+        h = InferenceModel(k)
+        linears = [m for m in h.modules() if isinstance(m, nn.Linear)]
+        shapes = [(m.in_features, m.out_features) for m in linears]
+        assert shapes == [(2 * k, 512), (512, 256), (256, 128), (128, 2)]
+        want = sum((i + 1) * o for i, o in shapes)
+        assert sum(p.numel() for p in h.parameters()) == want
+        assert [m.p for m in h.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.2]
+        assert sum(isinstance(m, nn.ReLU) for m in h.modules()) == 3
+        assert all((m.bias == 0).all() for m in linears)  # Xavier-normal, zero bias
+        w = linears[0].weight
+        assert w.std().item() == pytest.approx(math.sqrt(2 / (2 * k + 512)), rel=0.1)
+        assert h(torch.zeros(4, 2 * k)).shape == (4, 2)
+    assert torch.equal(InferenceModel(5, seed=2)[0].weight, InferenceModel(5, seed=2)[0].weight)
+    assert not torch.equal(InferenceModel(5, seed=2)[0].weight, InferenceModel(5)[0].weight)
+
+
+def test_advreg_losses_are_the_authors_weighting(train: Data, dev: Data) -> None:
+    """h minimises theta * CE2; the classifier gets CE - theta * CE2(h(members), 1)."""
     theta = 2.0
-    reg = AdversarialRegularization(dev, K, theta=theta, k=1)
+    reg = AdversarialRegularization(train, dev, theta=theta, k=1)
     model = mlp()
     x, y = train.x[:16], train.y[:16]
     loss = reg(model, x, y)
-    assert reg.inference_steps == 1
+    assert reg.inference_steps == 1 and not reg.inference_model.training
     grads_h = [p.grad.clone() for p in reg.inference_model.parameters()]
     with torch.no_grad():
         out = model(x)
         feats = torch.cat([out.softmax(1), F.one_hot(y, K).float()], dim=1)
-        h = reg.inference_model(feats)
-        bce_members = F.binary_cross_entropy_with_logits(h, torch.ones_like(h))
-        expected = F.cross_entropy(out, y) - theta * bce_members
+        h_loss = F.cross_entropy(reg.inference_model(feats), torch.ones_like(y))
+        expected = F.cross_entropy(out, y) - theta * h_loss
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     loss.backward()  # the classifier's loss must not train the inference model
     for g, p in zip(grads_h, reg.inference_model.parameters(), strict=True):
         assert torch.equal(g, p.grad)
     assert all(p.grad is not None for p in model.parameters())
+    # the inference step's loss: theta times the two-class CE on the step's features
+    reg2 = AdversarialRegularization(train, dev, theta=theta, k=1)
+    reg3 = AdversarialRegularization(train, dev, theta=1.0, k=1)
+    torch.manual_seed(0)
+    reg2(mlp(), x, y)
+    torch.manual_seed(0)
+    reg3(mlp(), x, y)
+    assert reg2.last_inference_loss.item() == pytest.approx(
+        theta * reg3.last_inference_loss.item(), rel=1e-6
+    )
+    assert reg3.optimizer.defaults["weight_decay"] == 5e-4
+
+
+def test_advreg_objective_needs_the_training_data(train: Data, dev: Data) -> None:
+    with pytest.raises(ValueError, match="training_objective"):
+        AdvRegParams().objective(dev, K)
+    reg = AdvRegParams(theta=4.0, k=2, seed=3).training_objective(train, dev)
+    assert (reg.theta, reg.k, reg.seed) == (4.0, 2, 3) and reg.data["member"] is train
+    with pytest.raises(ValueError, match="num_classes"):
+        AdversarialRegularization(train, Data(dev.x, dev.y, K + 1))
+
+
+def test_advreg_is_deterministic_and_its_state_resumes(train: Data, dev: Data) -> None:
+    """Same seed, same game; a copy loaded from state_dict mid-run continues identically."""
+    cfg = TrainConfig(epochs=1, batch_size=32, patience=0, seed=0)
+
+    def start() -> tuple[nn.Module, AdversarialRegularization]:
+        model, reg = mlp(seed=1), AdversarialRegularization(train, dev, k=2, seed=4)
+        fit(model, train, dev, cfg, objective=reg, device="cpu")
+        return model, reg
+
+    (m1, r1), (m2, r2) = start(), start()
+    resumed = AdversarialRegularization(train, dev, k=2, seed=4)
+    resumed.load_state_dict(copy.deepcopy(r2.state_dict()))
+    assert resumed.classifier_steps == r2.classifier_steps == math.ceil(len(train) / 32)
+    x, y = train.x[:32], train.y[:32]
+    torch.manual_seed(5)
+    a = r1(m1.train(), x, y)
+    torch.manual_seed(5)
+    b = resumed(m2.train(), x, y)
+    assert torch.equal(a, b)
+    pairs = zip(r1.inference_model.parameters(), resumed.inference_model.parameters(), strict=True)
+    for p, q in pairs:
+        assert torch.equal(p, q)
+
+
+def test_finetune_keeps_a_fine_tuned_epoch_even_if_every_one_is_worse(train, dev) -> None:
+    """PAPER.md, "Pruning": the authors start from best_acc = 0, never keeping the pruned model."""
+    model = mlp(seed=11)
+    fit(model, train, dev, TrainConfig(epochs=20, batch_size=32, lr=1e-2, patience=0))
+    pruned = prune_model(model, "l1_unstructured", 0.3)
+    x, y = dev.x, dev.y
+    pruned_acc = (pruned(x).argmax(1) == y).float().mean().item()
+
+    class Ascent(DefenseParams):  # gradient ascent: every epoch is worse on dev
+        def objective(self, dev: Data, num_classes: int):
+            return lambda model, x, y: -F.cross_entropy(model(x), y)
+
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, patience=2)
+    res = finetune(pruned, train, dev, cfg, Ascent(), device="cpu")
+    assert all(h["dev_acc"] < pruned_acc for h in res.history), "precondition: all worse"
+    assert res.best_epoch >= 1
+    assert res.best_dev_acc == max(h["dev_acc"] for h in res.history)
+    assert res.epochs_run == 4  # epoch 1 kept, then 3 (> patience 2) epochs without a new best
+    kept = (pruned(x).argmax(1) == y).float().mean().item()
+    assert kept == pytest.approx(res.best_dev_acc) and kept < pruned_acc
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,7 +500,7 @@ def test_make_defense_names_and_options() -> None:
         make_defense("none", lam=1.0)
     assert make_defense(None) == NoDefense()
     assert make_defense("PPB") == PPBParams(lam=4.0)
-    assert make_defense("advreg", theta=8) == AdvRegParams(theta=8.0, k=1, lr=1e-3, seed=0)
+    assert make_defense("advreg", theta=8) == AdvRegParams(theta=8.0, k=7, lr=1e-3, seed=0)
     spec = make_defense("dpsgd", noise_multiplier=0.1)
     assert spec.params() == {"noise_multiplier": 0.1, "max_grad_norm": 1.0, "delta": None}
     assert set(DEFENSES) == {"none", "ppb", "advreg", "dpsgd"}

@@ -82,7 +82,7 @@ def test_fit_resumes_advreg_with_its_inference_model(tmp_path, monkeypatch):
 
     def run(checkpoint: Path | None) -> tuple[nn.Module, AdversarialRegularization, Any]:
         model = _net()
-        reg = AdversarialRegularization(dev, K, theta=1.0, seed=3)
+        reg = AdversarialRegularization(train, dev, theta=1.0, k=2, seed=3)
         return (
             model,
             reg,
@@ -113,7 +113,7 @@ def test_a_checkpoint_without_the_objectives_state_is_refused(tmp_path, monkeypa
         _interrupt_at_save(m, 1)
         with pytest.raises(KeyboardInterrupt):
             fit(_net(), train, dev, cfg, checkpoint=ckpt, device=CPU)  # plain cross-entropy
-    reg = AdversarialRegularization(dev, K)
+    reg = AdversarialRegularization(train, dev)
     with pytest.raises(RuntimeError, match="holds no state of the objective.*delete it"):
         fit(_net(), train, dev, cfg, objective=reg, checkpoint=ckpt, device=CPU)
 
@@ -144,7 +144,12 @@ def _pruned() -> nn.Module:
 
 @pytest.mark.parametrize(
     "defense",
-    [NoDefense(), PPBParams(lam=4.0), AdvRegParams(theta=2.0), DPSGDParams(noise_multiplier=4.0)],
+    [
+        NoDefense(),
+        PPBParams(lam=4.0),
+        AdvRegParams(theta=2.0, k=2),
+        DPSGDParams(noise_multiplier=4.0),
+    ],
     ids=lambda d: d.name,
 )
 def test_finetune_resumes_under_every_defense(tmp_path, monkeypatch, defense):

@@ -8,6 +8,7 @@ from torch import nn
 
 from miakit.data import Data
 from miakit.train import (
+    EarlyStopping,
     TrainConfig,
     accuracy,
     fit,
@@ -56,12 +57,92 @@ def test_fit_is_bit_for_bit_repeatable_on_cpu():
         assert torch.equal(states[0][k], states[1][k]), k
 
 
-def test_early_stopping_stops_after_patience():
+def _frozen_sgd(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """An optimizer that never moves the weights: dev accuracy is the same every epoch."""
+    return torch.optim.SGD(model.parameters(), lr=0.0)
+
+
+@pytest.mark.parametrize("patience", [1, 2, 5])
+def test_early_stopping_counts_as_the_authors(patience):
+    """Stop once the non-improving epochs exceed the patience: patience + 1 of them."""
     train, dev = _blobs(64, 0), _blobs(64, 1)
-    # lr tiny: dev accuracy cannot improve after epoch 0, so training stops after `patience` epochs
+    cfg = TrainConfig(epochs=50, patience=patience, seed=0)
+    res = fit(_net(), train, dev, cfg, optimizer_factory=_frozen_sgd)
+    # epoch 0 (the initial weights) is the best; epochs 1..patience+1 do not improve
+    assert res.stopped_early and res.best_epoch == 0
+    assert res.epochs_run == patience + 1 == len(res.history)
+    # without epoch 0, epoch 1 is the best and patience + 1 more epochs follow
+    res = fit(_net(), train, dev, cfg, optimizer_factory=_frozen_sgd, keep_initial=False)
+    assert res.stopped_early and res.best_epoch == 1
+    assert res.epochs_run == patience + 2 == len(res.history)
+
+
+def test_early_stopping_counter_is_reset_by_an_improvement():
+    stopper = EarlyStopping(2)
     model = _net()
-    res = fit(model, train, dev, TrainConfig(epochs=50, patience=2, lr=1e-12, seed=0))
-    assert res.stopped_early and res.epochs_run == 2 and res.best_epoch == 0
+    accs = [0.5, 0.4, 0.4, 0.6, 0.6, 0.6]  # epoch 0..5: best at 0, then at 3
+    stops = []
+    for epoch, acc in enumerate(accs):
+        stopper.update(epoch, acc, model)
+        stops.append(stopper.should_stop)
+    # epochs 1, 2 stale (2 = patience, not more), 3 improves, 4, 5 stale: never exceeds
+    assert stops == [False] * 6 and stopper.best_epoch == 3 and stopper.stale == 2
+    stopper.update(6, 0.1, model)
+    assert stopper.should_stop  # a third stale epoch in a row exceeds patience 2
+    assert not EarlyStopping(0, stale=1000).should_stop  # patience 0: never stop
+
+
+def test_early_stopping_without_the_initial_weights():
+    model = _net()
+    stopper = EarlyStopping(5, keep_initial=False)
+    assert not stopper.update(0, 0.9, model)  # the pruned model never counts
+    assert stopper.best_state is None and stopper.stale == 0
+    assert stopper.update(1, 0.1, model) and stopper.best_epoch == 1
+    again = EarlyStopping.from_state(5, stopper.state())
+    assert again == stopper and not again.keep_initial
+
+
+def test_fit_without_initial_keeps_a_trained_epoch_even_if_worse():
+    """keep_initial=False: a trained epoch is kept even when the start was better on dev."""
+    train, dev = _blobs(128, 0), _blobs(64, 1)
+    torch.manual_seed(0)
+    model = _net()
+    fit(model, train, dev, TrainConfig(epochs=10, patience=0, seed=0))
+    start = accuracy(model, dev)
+
+    def ascent(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return -nn.functional.cross_entropy(model(x), y)  # every epoch gets worse
+
+    cfg = TrainConfig(epochs=3, patience=0, lr=0.05, seed=0)
+    kept = _net()
+    kept.load_state_dict(model.state_dict())
+    res = fit(kept, train, dev, cfg, objective=ascent)
+    assert res.best_epoch == 0 and accuracy(kept, dev) == pytest.approx(start)
+    res = fit(model, train, dev, cfg, objective=ascent, keep_initial=False)
+    assert all(h["dev_acc"] < start for h in res.history), "precondition: every epoch worse"
+    assert res.best_epoch >= 1 and accuracy(model, dev) == pytest.approx(res.best_dev_acc)
+
+
+def test_a_checkpoint_with_the_other_keep_initial_is_refused(tmp_path, monkeypatch):
+    import miakit.train.loop as T
+
+    train, dev = _blobs(64, 0), _blobs(32, 1)
+    cfg, ckpt = TrainConfig(epochs=3, seed=0), tmp_path / "ft.ckpt"
+
+    def stop(path, state):
+        T.save_checkpoint(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "_save_checkpoint", stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_net(), train, dev, cfg, checkpoint=ckpt, keep_initial=False)
+    saved = T.load_checkpoint(ckpt)
+    assert saved["keep_initial"] is False and saved["best_epoch"] == 1
+    monkeypatch.setattr(T, "_save_checkpoint", T.save_checkpoint)
+    with pytest.raises(RuntimeError, match="written by another run"):
+        fit(_net(), train, dev, cfg, checkpoint=ckpt)
+    res = fit(_net(), train, dev, cfg, checkpoint=ckpt, keep_initial=False)
+    assert res.epochs_run == 3 and res.best_epoch >= 1
 
 
 def test_fit_resumes_from_checkpoint(tmp_path):

@@ -1,13 +1,15 @@
 """Adversarial regularisation (Nasr, Shokri and Houmansadr, CCS 2018), a baseline defense.
 
 PAPER.md, "The defense": the classifier is fine-tuned in a min-max game against an
-inference model that tries to tell its members from non-members; theta weighs the
-adversary's gain in the classifier's loss and is swept over :data:`THETAS`.
+inference model that tries to tell its members (train) from non-members (dev); theta
+weighs the adversary's loss and is swept over :data:`THETAS`. As the authors implement
+it, with their bug fixed: ``k`` (7) inference-model steps before every classifier step,
+over whole epochs.
 
 Example:
     >>> AdvRegParams(theta=2.0).k
-    1
-    >>> reg = AdvRegParams(theta=1.0).objective(dev, num_classes=10)  # doctest: +SKIP
+    7
+    >>> reg = AdvRegParams(theta=1.0).training_objective(train, dev)  # doctest: +SKIP
     >>> fit(pruned, train, dev, cfg.halved(), objective=reg)  # doctest: +SKIP
 """
 
@@ -21,15 +23,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miakit._util import as_model_input, seeded
+from miakit._util import as_model_input
+from miakit.attacks.attack_net import AttackMLP
 from miakit.attacks.neural import posterior_and_label
 from miakit.data import Data
 from miakit.defenses.base import DefenseParams, check_weight
+from miakit.models import xavier_init_
 
-__all__ = ["THETAS", "AdvRegParams", "AdversarialRegularization", "InferenceModel"]
+__all__ = [
+    "INFERENCE_WEIGHT_DECAY",
+    "THETAS",
+    "AdvRegParams",
+    "AdversarialRegularization",
+    "InferenceModel",
+]
 
 THETAS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
 """Adversarial regularisation's theta sweep (PAPER.md, "The defense")."""
+
+INFERENCE_WEIGHT_DECAY = 5e-4
+"""Adam weight decay of the inference model (the authors', PAPER.md, "The defense")."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,13 @@ class AdvRegParams(DefenseParams):
     """Adversarial regularisation's options (PAPER.md, "The defense").
 
     Attributes:
-        theta: weight of the adversarial gain, finite and >= 0 (sweep :data:`THETAS`).
-        k: inference-model steps per classifier step, an int >= 1.
-        lr: Adam learning rate of the inference model, finite and > 0.
-        seed: seeds the inference model's initialisation and the non-member draws,
-            an int >= 0.
+        theta: weight of the adversary's loss, finite and >= 0 (sweep :data:`THETAS`).
+        k: inference-model steps before each classifier step, an int >= 1 (the
+            authors' 7).
+        lr: Adam learning rate of the inference model, finite and > 0 (the authors'
+            1e-3; its weight decay is :data:`INFERENCE_WEIGHT_DECAY`).
+        seed: seeds the inference model's initialisation and the member / non-member
+            minibatch draws, an int >= 0.
 
     Raises:
         ValueError: at construction, on any invalid option.
@@ -51,7 +66,7 @@ class AdvRegParams(DefenseParams):
     title: ClassVar[str] = "AdvReg"
 
     theta: float = 1.0
-    k: int = 1
+    k: int = 7
     lr: float = 1e-3
     seed: int = 0
 
@@ -61,136 +76,153 @@ class AdvRegParams(DefenseParams):
         k = self.k
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k={k!r} is invalid: expected an int >= 1 (inference steps/step)")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} is invalid: expected an int >= 0")
 
     def objective(self, dev: Data, num_classes: int) -> AdversarialRegularization:
-        """The min-max game as a :class:`miakit.train.Objective`, ``dev`` as non-members."""
-        return AdversarialRegularization(dev, num_classes, **self.params())
+        """Refused: the game draws member minibatches from the training data.
+
+        Raises:
+            ValueError: always, saying to call :meth:`training_objective`.
+        """
+        raise ValueError(
+            "adversarial regularisation needs the training data (its members) as well as "
+            "dev: call AdvRegParams.training_objective(train, dev) instead of objective()"
+        )
+
+    def training_objective(self, train: Data, dev: Data) -> AdversarialRegularization:
+        """The min-max game as a :class:`miakit.train.Objective`: members ``train``,
+        non-members ``dev``."""
+        return AdversarialRegularization(train, dev, **self.params())
 
 
-class InferenceModel(nn.Module):
-    """Nasr et al.'s inference model ``h(y, f(x))``: is this (posterior, label) a member?
+class InferenceModel(AttackMLP):
+    """The authors' inference model (their ``MIAFC``): is this (posterior, label) a member?
 
-    An MLP on the concatenation ``[softmax posterior (K), one-hot label (K)]``:
-    ``2K -> 256 -> 64 -> 1`` with ReLU, returning the member logit (sigmoid gives
-    ``h``). This is a compact single-branch version of Nasr et al.'s design (which
-    processes the posterior and the label in two branches, 1024-512-64 and 512-64,
-    then a joint 256-64-1 head); the inputs and the output are the same.
+    PAPER.md, "The defense": an MLP on ``[softmax posterior (K), one-hot label (K)]``,
+    ``2K -> 512 -> 256 -> 128 -> 2`` with ReLU, dropout 0.2 after the first two hidden
+    layers (the authors' ``MIAFC`` default, the same network as the NN attacks'
+    :class:`~miakit.attacks.attack_net.AttackMLP`), two logits (class 1 = member),
+    Xavier-normal weights and zero biases (the authors' ``weight_init``). Nasr et al.'s
+    own design (two branches, a sigmoid output) differs; the inputs are the same.
 
     Args:
-        num_classes: K.
-        hidden: widths of the hidden layers.
+        num_classes: K, >= 2.
+        seed: seeds the initialisation (private generator; the global RNG is untouched).
     """
 
-    def __init__(self, num_classes: int, hidden: tuple[int, ...] = (256, 64)) -> None:
-        super().__init__()
+    def __init__(self, num_classes: int, seed: int = 0) -> None:
         if num_classes < 2:
             raise ValueError(f"the inference model needs num_classes >= 2, got {num_classes}")
+        super().__init__(2 * num_classes, dropout=0.2)
         self.num_classes = num_classes
-        layers: list[nn.Module] = []
-        width = 2 * num_classes
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, features: Tensor) -> Tensor:
-        """Member logits ``(N,)`` of ``features = [posterior, one-hot label]`` ``(N, 2K)``."""
-        return self.net(features).squeeze(1)
+        xavier_init_(self, seed=seed)
 
 
 class AdversarialRegularization:
     """Adversarial regularisation (Nasr et al. 2018) as a :class:`miakit.train.Objective`.
 
-    PAPER.md, "The defense", baseline. Nasr et al.'s min-max game, with ``f`` the
-    classifier, ``h`` the inference model, ``D`` the training set (members), ``D'`` a
-    reference set of non-members (here the dev split) and ``lambda`` (here ``theta``)::
+    PAPER.md, "The defense". With ``f`` the classifier, ``h`` the inference model, the
+    training set (members) and the dev split (non-members): :func:`miakit.train.fit`
+    calls this once per classifier minibatch ``(x, y)``, over every minibatch of every
+    epoch, and each call does, as the authors' ``train_defend_adv`` does per step:
 
-        min_f max_h  L_D(f) + theta * G_f(h),
-        G_f(h) = E_{(x,y) in D} log h(x, y, f(x)) + E_{(x',y') in D'} log(1 - h(x', y', f(x')))
+    1. ``k`` Adam steps of ``h`` (lr ``lr``, weight decay :data:`INFERENCE_WEIGHT_DECAY`,
+       dropout on). Step ``j`` uses its own member minibatch, drawn from the training
+       data, and its own non-member minibatch, drawn from dev, both of the size of
+       ``x`` (each data set is walked through a shuffled order, reshuffled at each
+       pass, as a shuffling data loader would). ``h`` sees ``[softmax f(.),
+       onehot(y)]`` with ``f`` in eval mode and no gradient (what an attacker queries;
+       dev never reaches ``f``'s gradients or BatchNorm statistics) and minimises the
+       authors' weighting of its loss, ``theta * CE2(h(.), member / non-member)``
+       (two-class cross-entropy, label 1 for members). The authors' dev loader does not
+       shuffle; here both draws do.
+    2. The classifier's loss on ``(x, y)``, with ``h`` frozen and in eval mode::
 
-    On each classifier step (each minibatch ``(x, y)`` of ``fit``):
+           L(f) = CE(f(x), y) - theta * CE2(h([softmax f(x), onehot y]), member)
 
-    1. Draw a non-member minibatch ``(x', y')`` of the same size from the dev data
-       (device-resident; without replacement when it is large enough, a new draw every
-       step).
-    2. Train ``h`` for ``k`` Adam steps (lr ``lr``) to maximise the gain ``G`` on this
-       step's members vs non-members, i.e. minimise the binary cross-entropy
-       ``BCE_inf = -mean log h(members) - mean log(1 - h(non-members))``. The posteriors
-       fed to ``h`` here are eval-mode and detached (what an attacker queries); dev data
-       never reaches the classifier's gradients or its BatchNorm statistics.
-    3. Return the classifier loss, with ``h`` frozen for this term::
+       the authors' ``loss1 - privacy_theta * infer_loss``: the classifier is rewarded
+       when the attacker misjudges its members (Nasr et al.'s ``L_D(f) + lambda *
+       log h`` up to the two-logit parametrisation of ``h``). Unbounded below, as in
+       Nasr et al.; ``h`` keeps adapting, which is the game.
 
-           L(f) = CE(f(x), y) + theta * mean_i log h(x_i, y_i, f(x_i))
-                = CE(f(x), y) - theta * BCE(h(f(x), y), member)
+    The authors' bug (PAPER.md, "The defense") was in the *classifier*: per epoch their
+    code ran the 7 inference steps and then **one** classifier step on one minibatch,
+    so the pruned classifier got at most one step per epoch (50 in all). Here the
+    classifier trains on every minibatch and ``h`` takes ``k`` steps before each.
+    ``__call__`` never synchronises with the host; the ``2k`` eval forwards of a call
+    run as one batch (``f`` does not change during them).
 
-       i.e. the classifier is rewarded when the attacker is wrong on its members. (Like
-       Nasr's ``log h`` this term is unbounded below; ``h`` keeps adapting, which is the
-       game.)
-
-    The authors' implementation trained the inference model on only one minibatch per
-    epoch, a bug (PAPER.md, "The defense"); here it trains ``k`` steps on every
-    classifier step. ``__call__`` never synchronises with the host.
-
-    The game has state of its own (``h``, its optimizer, the non-member generator):
-    :meth:`state_dict` and :meth:`load_state_dict` let :func:`miakit.train.fit`
+    State of its own (``h``, its optimizer, the draws' generator and positions, the
+    counters): :meth:`state_dict` / :meth:`load_state_dict` let :func:`miakit.train.fit`
     checkpoint it with the classifier, so a resumed run equals an uninterrupted one.
 
     Args:
-        dev: non-member reference data (the victim's or shadow's dev split).
-        num_classes: K.
+        train: the members (the split the classifier is fine-tuned on).
+        dev: the non-members (the victim's or shadow's dev split).
         theta, k, lr, seed: as :class:`AdvRegParams` (its defaults, validated by it).
 
     Attributes:
         inference_model: the :class:`InferenceModel` ``h``.
         optimizer: its Adam optimizer.
-        inference_steps: number of inference-model updates so far (a Python int).
-        last_inference_loss: detached ``BCE_inf`` of the latest update (device tensor).
+        inference_steps: ``h`` updates so far (a Python int).
+        classifier_steps: calls so far, i.e. classifier minibatches (a Python int).
+        last_inference_loss: detached ``h`` loss of the latest update (device tensor).
 
     Example:
-        >>> reg = AdversarialRegularization(dev, num_classes=10, theta=1.0)  # doctest: +SKIP
+        >>> reg = AdversarialRegularization(train, dev, theta=1.0)  # doctest: +SKIP
         >>> fit(pruned, train, dev, cfg.halved(), objective=reg)  # doctest: +SKIP
     """
 
     def __init__(
         self,
+        train: Data,
         dev: Data,
-        num_classes: int,
         theta: float = AdvRegParams.theta,
         k: int = AdvRegParams.k,
         lr: float = AdvRegParams.lr,
         seed: int = AdvRegParams.seed,
     ) -> None:
         params = AdvRegParams(theta=theta, k=k, lr=lr, seed=seed)
-        self.theta, self.k, self.lr = params.theta, params.k, params.lr
-        if len(dev) == 0:
-            raise ValueError("adversarial regularisation needs non-empty dev (non-member) data")
-        if dev.num_classes != num_classes:
+        self.theta, self.k, self.lr, self.seed = params.theta, params.k, params.lr, seed
+        if len(train) == 0 or len(dev) == 0:
             raise ValueError(
-                f"dev has num_classes={dev.num_classes} but num_classes={num_classes} was given"
+                "adversarial regularisation needs non-empty train (member) and dev "
+                f"(non-member) data, got {len(train)} and {len(dev)} samples"
             )
-        self.num_classes = num_classes
-        self.seed = seed
-        self.dev = dev
-        with seeded(seed):
-            self.inference_model = InferenceModel(num_classes)
-        self.optimizer = torch.optim.Adam(self.inference_model.parameters(), lr=self.lr)
+        if dev.num_classes != train.num_classes:
+            raise ValueError(
+                f"train has num_classes={train.num_classes} but dev has {dev.num_classes}; "
+                "pass the two splits of one data set"
+            )
+        self.num_classes = train.num_classes
+        self.data = {"member": train, "nonmember": dev}
+        self.inference_model = InferenceModel(self.num_classes, seed=seed)
+        self.optimizer = torch.optim.Adam(  # fused: one kernel per step, same update rule
+            self.inference_model.parameters(),
+            lr=self.lr,
+            weight_decay=INFERENCE_WEIGHT_DECAY,
+            fused=True,
+        )
         self.inference_steps = 0
+        self.classifier_steps = 0
         self.last_inference_loss: Tensor | None = None
         self._device: torch.device | None = None
-        self._dev_x: Tensor | None = None
-        self._dev_y: Tensor | None = None
+        self._x: dict[str, Tensor] = {}
+        self._y: dict[str, Tensor] = {}
+        self._order: dict[str, Tensor | None] = {"member": None, "nonmember": None}
+        self._pos = {"member": 0, "nonmember": 0}
         self._generator: torch.Generator | None = None
         self._restored = False  # the generator came from a checkpoint: never re-seed it
 
     def state_dict(self) -> dict[str, Any]:
         """The game's state, tensors and plain values only (for checkpoints).
 
-        ``inference_model`` and ``optimizer`` (their ``state_dict``), ``generator``
-        (the non-member draws' generator state, ``None`` before the first step) and
-        its ``generator_device``, ``inference_steps`` and ``last_inference_loss``.
+        ``inference_model`` and ``optimizer`` (their ``state_dict``), ``generator`` (the
+        draws' generator state, ``None`` before the first call) and its
+        ``generator_device``, the shuffled orders and positions of the member and
+        non-member draws, ``inference_steps``, ``classifier_steps`` and
+        ``last_inference_loss``.
         """
         gen = self._generator
         return {
@@ -198,26 +230,32 @@ class AdversarialRegularization:
             "optimizer": self.optimizer.state_dict(),
             "generator": None if gen is None else gen.get_state(),
             "generator_device": None if gen is None else str(gen.device),
+            "order": dict(self._order),
+            "position": dict(self._pos),
             "inference_steps": self.inference_steps,
+            "classifier_steps": self.classifier_steps,
             "last_inference_loss": self.last_inference_loss,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (a resumed fine-tuning run).
 
-        The next step continues the game exactly; it must run on the device the
-        state was saved on.
+        The next call continues the game exactly; it must run on the device the state
+        was saved on.
         """
         self.inference_model.load_state_dict(state["inference_model"])
         self.optimizer.load_state_dict(state["optimizer"])  # moves its state to h's device
         self.inference_steps = int(state["inference_steps"])
+        self.classifier_steps = int(state["classifier_steps"])
         self.last_inference_loss = state["last_inference_loss"]
+        self._order = dict(state["order"])
+        self._pos = {name: int(pos) for name, pos in state["position"].items()}
         self._generator, self._restored = None, False
         if state["generator"] is not None:
             self._generator = torch.Generator(device=state["generator_device"])
             self._generator.set_state(state["generator"])
             self._restored = True
-        self._device = None  # _setup moves h, the optimizer and the dev data again
+        self._device = None  # _setup moves h, the optimizer, the data and the orders again
 
     def _setup(self, device: torch.device) -> None:
         if self._device == device:
@@ -227,8 +265,11 @@ class AdversarialRegularization:
             for key, value in state.items():
                 if isinstance(value, Tensor) and key != "step":
                     state[key] = value.to(device)
-        self._dev_x = as_model_input(self.dev.x, device)
-        self._dev_y = self.dev.y.to(device)
+        for name, data in self.data.items():
+            self._x[name] = as_model_input(data.x, device)
+            self._y[name] = data.y.to(device)
+            order = self._order[name]
+            self._order[name] = None if order is None else order.to(device)
         if self._generator is None or self._generator.device != device:
             if self._restored:
                 raise RuntimeError(
@@ -241,56 +282,60 @@ class AdversarialRegularization:
             self.last_inference_loss = self.last_inference_loss.to(device)
         self._device = device
 
-    def _nonmember_indices(self, b: int) -> Tensor:
-        n = self._dev_y.shape[0]
-        if b <= n:
-            return torch.randperm(n, generator=self._generator, device=self._device)[:b]
-        return torch.randint(n, (b,), generator=self._generator, device=self._device)
+    def _draw(self, name: str, count: int) -> Tensor:
+        """The next ``count`` indices of ``name``'s shuffled order, reshuffled at each pass."""
+        n = self._y[name].shape[0]
+        parts = []
+        while count > 0:
+            order, pos = self._order[name], self._pos[name]
+            if order is None or pos >= n:
+                order = torch.randperm(n, generator=self._generator, device=self._device)
+                self._order[name], pos = order, 0
+            take = min(count, n - pos)
+            parts.append(order[pos : pos + take])
+            self._pos[name], count = pos + take, count - take
+        return torch.cat(parts)
+
+    def _features(self, out: Tensor, y: Tensor) -> Tensor:
+        """``h``'s input ``[softmax(out), onehot(y)]``, in float32."""
+        return posterior_and_label(out.float().softmax(1), y, self.num_classes)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        """One inference-model round (``k`` steps), then the classifier's loss on ``(x, y)``."""
+        """``k`` inference-model steps, then the classifier's loss on ``(x, y)``."""
         device = x.device
         self._setup(device)
-        b = x.shape[0]
-        idx = self._nonmember_indices(b)
-        xn, yn = self._dev_x[idx], self._dev_y[idx]
-
+        b, k = x.shape[0], self.k
+        members, nonmembers = self._draw("member", k * b), self._draw("nonmember", k * b)
+        # per step j: rows [j*b, (j+1)*b) of each; one eval forward for all 2k minibatches
+        xs = torch.cat([self._x["member"][members], self._x["nonmember"][nonmembers]])
+        ys = torch.cat([self._y["member"][members], self._y["nonmember"][nonmembers]])
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            post_m = model(x).float().softmax(1)
-            post_n = model(xn).float().softmax(1)
+            feats = self._features(model(xs), ys)
         model.train(was_training)
-        features = torch.cat(
-            [
-                posterior_and_label(post_m, y, self.num_classes),
-                posterior_and_label(post_n, yn, self.num_classes),
-            ]
-        )
-        target = torch.cat([torch.ones(b, device=device), torch.zeros(b, device=device)])
+        m_feats, n_feats = feats[: k * b].view(k, b, -1), feats[k * b :].view(k, b, -1)
+        target = torch.cat([torch.ones(b, device=device), torch.zeros(b, device=device)]).long()
+        h = self.inference_model
+        h.train()
         with torch.enable_grad(), torch.autocast(device_type=device.type, enabled=False):
-            for _ in range(self.k):
+            for j in range(k):
                 self.optimizer.zero_grad(set_to_none=True)
-                inf_loss = F.binary_cross_entropy_with_logits(
-                    self.inference_model(features), target
-                )
+                logits = h(torch.cat([m_feats[j], n_feats[j]]))
+                inf_loss = self.theta * F.cross_entropy(logits, target)
                 inf_loss.backward()
                 self.optimizer.step()
                 self.inference_steps += 1
         self.last_inference_loss = inf_loss.detach()
 
+        h.eval()  # no dropout in the classifier's term
         out = model(x).float()
         ce = F.cross_entropy(out, y)
-        frozen = {name: p.detach() for name, p in self.inference_model.named_parameters()}
+        frozen = {name: p.detach() for name, p in h.named_parameters()}
         with torch.autocast(device_type=device.type, enabled=False):
-            member_logit = torch.func.functional_call(
-                self.inference_model,
-                frozen,
-                (posterior_and_label(out.softmax(1), y, self.num_classes),),
-            )
-            attacker_loss = F.binary_cross_entropy_with_logits(
-                member_logit, torch.ones_like(member_logit)
-            )
+            member_logits = torch.func.functional_call(h, frozen, (self._features(out, y),))
+            attacker_loss = F.cross_entropy(member_logits, torch.ones_like(y))
+        self.classifier_steps += 1
         return ce - self.theta * attacker_loss
 
     def __repr__(self) -> str:

@@ -1,7 +1,9 @@
 """What every defense shares: its parameters' base class, the result, the value check.
 
 PAPER.md, "The defense": a pruned model is fine-tuned (the halved schedule,
-:meth:`miakit.train.TrainConfig.halved`) under one defense. Each defense is a frozen
+:meth:`miakit.train.TrainConfig.halved`) under one defense, and the kept model is the
+best fine-tuned epoch, never the un-fine-tuned pruned one (PAPER.md, "Pruning": the
+authors start from ``best_acc = 0``). Each defense is a frozen
 dataclass of its options (:class:`DefenseParams`), validated once at construction; it
 knows its training objective, how to fine-tune under it, and how to rebuild an empty
 model that can load its cached weights. :class:`NoDefense` is plain fine-tuning with
@@ -63,7 +65,7 @@ class DefenseResult:
         epsilon: DP epsilon of the run at ``delta`` (``"dpsgd"`` only, else ``None``).
         delta: DP delta (``"dpsgd"`` only, else ``None``).
         converted: modules Opacus converted (``"dpsgd"`` only; empty otherwise).
-        best_epoch: 1-based epoch whose weights were kept (0 = the pruned model's own).
+        best_epoch: 1-based epoch whose weights were kept (>= 1: a fine-tuned epoch).
         stopped_early: whether patience ran out.
         history: per-epoch dicts (``epoch``, ``train_loss``, ``dev_acc``[, ``epsilon``]).
         model: the fine-tuned model: the input object, except for ``"dpsgd"`` when Opacus
@@ -105,8 +107,9 @@ class DefenseParams:
     :data:`miakit.defenses.DEFENSES`) and :attr:`title` (its name in figures), declares
     its options as dataclass fields with the paper's defaults, and checks them in
     ``__post_init__``, once. It then overrides :meth:`objective` (a loss run by
-    :func:`miakit.train.fit`) or, for a different training procedure, :meth:`finetune`;
-    and :meth:`rebuild` when its trained model has another structure than a fresh one.
+    :func:`miakit.train.fit`; :meth:`training_objective` when the loss also needs the
+    training data) or, for a different training procedure, :meth:`finetune`; and
+    :meth:`rebuild` when its trained model has another structure than a fresh one.
     """
 
     name: ClassVar[str] = ""
@@ -125,6 +128,18 @@ class DefenseParams:
         """
         return None
 
+    def training_objective(self, train: Data, dev: Data) -> Objective | None:
+        """The objective :meth:`finetune` trains with: :meth:`objective` by default.
+
+        A defense whose loss draws on the training data besides the minibatch being
+        trained (adversarial regularisation's member minibatches) overrides this.
+
+        Args:
+            train: the training data (members).
+            dev: the non-member dev split.
+        """
+        return self.objective(dev, train.num_classes)
+
     def finetune(
         self,
         model: nn.Module,
@@ -139,10 +154,13 @@ class DefenseParams:
         """Fine-tune ``model`` (a pruned model) in place under this defense.
 
         PAPER.md, "Pruning" and "The defense": :func:`miakit.train.fit` with
-        :meth:`objective` on the schedule ``cfg`` (normally ``train_cfg.halved()``),
-        early stopping on ``dev``, best-dev weights kept. The pruning masks are forward
-        pre-hooks, so pruned weights stay exactly zero; afterwards every masked tensor
-        is refreshed (the model is deep-copyable again) and checked.
+        :meth:`training_objective` on the schedule ``cfg`` (normally
+        ``train_cfg.halved()``), early stopping on ``dev``, the best-dev fine-tuned
+        epoch kept (``keep_initial=False``: never the pruned model as it came in, even
+        when every epoch is worse on dev, as the authors' ``best_acc = 0`` does). The
+        pruning masks are forward pre-hooks, so pruned weights stay exactly zero;
+        afterwards every masked tensor is refreshed (deep-copyable again) and checked.
+        An override must keep a fine-tuned epoch the same way.
 
         Args:
             model: the pruned model, trained in place.
@@ -165,11 +183,12 @@ class DefenseParams:
             train,
             dev,
             cfg,
-            objective=self.objective(dev, train.num_classes),
+            objective=self.training_objective(train, dev),
             device=device,
             progress=progress,
             checkpoint=checkpoint,
             desc="finetune",
+            keep_initial=False,
         )
         check_masks_kept(model, before)
         return DefenseResult(

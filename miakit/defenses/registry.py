@@ -56,7 +56,7 @@ def make_defense(name: str | None, **options: Any) -> DefenseParams:
 
     Example:
         >>> make_defense("advreg", theta=8).params()
-        {'theta': 8.0, 'k': 1, 'lr': 0.001, 'seed': 0}
+        {'theta': 8.0, 'k': 7, 'lr': 0.001, 'seed': 0}
     """
     key = "none" if name is None else str(name).strip().lower()
     if key not in DEFENSES:
@@ -93,16 +93,17 @@ def finetune(
 
     PAPER.md, "Pruning": after the one-shot prune, fine-tune on the same training data
     for half the training epochs with the same optimizer and early stopping (pass
-    ``train_cfg.halved()`` as ``cfg``); "The defense": optionally under PPB or a
-    baseline. PPB and adversarial regularisation are objectives run by
-    :func:`miakit.train.fit`; DP-SGD has its own loop. Either way the masks are checked
+    ``train_cfg.halved()`` as ``cfg``), keeping the best fine-tuned epoch (never the
+    pruned model as it came in); "The defense": optionally under PPB or a baseline.
+    PPB and adversarial regularisation are objectives run by :func:`miakit.train.fit`;
+    DP-SGD has its own loop. Either way the masks are checked
     afterwards: every pruned entry is still exactly zero, and the model is
     deep-copyable.
 
     Args:
         model: the pruned model (a dense model is fine-tuned all the same); trained in
             place, except by DP-SGD when Opacus must convert it (use ``result.model``).
-        train: the training data it was trained on.
+        train: the training data it was trained on (adversarial regularisation's members).
         dev: dev data for early stopping (and adversarial regularisation's non-members).
         cfg: the fine-tuning schedule.
         defense: the defense's parameters, e.g. ``PPBParams(lam=4.0)`` or

@@ -1,9 +1,9 @@
 """What a training run uses: :class:`TrainConfig` and the loss, :class:`Objective`.
 
 PAPER.md, "Models and training": Adam (lr 1e-3, weight decay 5e-4), batch 128, early
-stopping on dev accuracy with patience 5; post-pruning fine-tuning runs half the epochs
-(PAPER.md, "Pruning"). The loss is cross-entropy unless a defense or network slimming
-plugs in its own :class:`Objective`.
+stopping on dev accuracy with patience 5 (stop after 6 epochs without improvement);
+post-pruning fine-tuning runs half the epochs (PAPER.md, "Pruning"). The loss is
+cross-entropy unless a defense or network slimming plugs in its own :class:`Objective`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ class TrainConfig:
         batch_size: minibatch size (paper: 128).
         lr: Adam learning rate (paper: 1e-3).
         weight_decay: Adam weight decay (paper: 5e-4).
-        patience: early-stopping patience in epochs on dev accuracy (paper: 5).
+        patience: early-stopping patience on dev accuracy (paper: 5), counted as the
+            authors count it: training stops once the epochs in a row without a new
+            best exceed it, i.e. after ``patience + 1`` of them (6 for the paper).
             ``0`` disables early stopping (all epochs run; best-dev still kept).
         seed: seed for the batch order (and dropout) of this run.
     """
@@ -62,7 +64,8 @@ class TrainConfig:
         """The post-pruning fine-tuning schedule: half the epochs, same optimizer.
 
         PAPER.md, "Pruning": fine-tune for half the training epochs (50 images /
-        25 tabular) with the same optimizer settings and early stopping.
+        25 tabular) with the same optimizer settings and early stopping; the kept
+        model is the best fine-tuned epoch (``fit(..., keep_initial=False)``).
         """
         return TrainConfig(**{**asdict(self), "epochs": max(1, self.epochs // 2)})
 

@@ -2,8 +2,9 @@
 
 Victims, shadows, post-pruning fine-tuning and the defenses all train through
 :func:`fit` (PAPER.md, "Models and training"): Adam (lr 1e-3, weight decay 5e-4),
-batch 128, early stopping on dev accuracy with patience 5, and the best-dev checkpoint
-restored at the end. No learning-rate schedule and no data augmentation.
+batch 128, early stopping on dev accuracy as the authors count it (patience 5: stop
+after 6 epochs without improvement), the best-dev checkpoint restored at the end (never
+the un-fine-tuned pruned model: ``keep_initial=False``). No LR schedule, no augmentation.
 
 Speed (DESIGN.md, "Speed"): the whole dataset sits on the training device as tensors
 and batches are gathered by index from a seeded permutation, so there are no DataLoader
@@ -60,7 +61,8 @@ class FitResult:
     """What :func:`fit` did.
 
     Attributes:
-        best_epoch: 1-based epoch whose weights were kept (0 = the initial ones).
+        best_epoch: 1-based epoch whose weights were kept (0 = the initial ones, only
+            possible with ``keep_initial=True``).
         best_dev_acc: dev accuracy of the kept weights.
         epochs_run: epochs actually trained before stopping.
         history: one dict per epoch: ``epoch``, ``train_loss``, ``dev_acc``.
@@ -113,11 +115,9 @@ class StatefulObjective(Protocol):
     """An objective whose own state must survive a resumed :func:`fit`.
 
     Besides being an :class:`~miakit.train.Objective`, it returns its state (tensors,
-    numbers, strings, ``None`` and lists/tuples/dicts of them: what
-    ``torch.load(weights_only=True)`` reads back) and takes it back. :func:`fit` saves
-    it in every checkpoint and restores it on resume, e.g. adversarial regularisation's
-    inference model, its optimizer and its generator
-    (:class:`miakit.defenses.AdversarialRegularization`).
+    numbers, strings, ``None`` and containers of them: what ``weights_only`` loading
+    reads) and takes it back; :func:`fit` checkpoints it, e.g. adversarial
+    regularisation's game (:class:`miakit.defenses.AdversarialRegularization`).
     """
 
     def state_dict(self) -> dict[str, Any]: ...
@@ -199,26 +199,37 @@ _HISTORY_KEYS = ("epoch", "train_loss", "dev_acc")
 class EarlyStopping:
     """Early stopping on dev accuracy, keeping the best-dev weights.
 
-    PAPER.md, "Models and training": stop when dev accuracy has not improved for
-    ``patience`` epochs (``0``: never stop) and keep the best dev checkpoint. Shared
-    by :func:`fit` and DP-SGD fine-tuning (:func:`miakit.defenses.dp_finetune`).
+    PAPER.md, "Models and training", counted as the authors count it: after each epoch
+    that does not improve on the best dev accuracy a counter grows (an improvement
+    resets it), and training stops once the counter *exceeds* ``patience``. With
+    patience 5 the run stops after the 6th epoch in a row without improvement, i.e. at
+    epoch ``best_epoch + 6``. ``patience=0`` never stops. Shared by :func:`fit` and
+    DP-SGD fine-tuning (:func:`miakit.defenses.dp_finetune`).
+
+    ``keep_initial=False`` is post-pruning fine-tuning (PAPER.md, "Pruning": the authors
+    start from ``best_acc = 0``): :meth:`update` ignores epoch 0 (the pruned weights), so
+    the first trained epoch is always kept and the counter starts at epoch 1.
 
     Attributes:
-        patience: epochs without improvement before stopping.
-        best_acc: best dev accuracy so far (the initial weights count as epoch 0).
+        patience: non-improving epochs tolerated; the next one stops the run.
+        keep_initial: whether the initial weights (epoch 0) may be kept.
+        best_acc: best dev accuracy so far (``-1.0`` before any counted epoch).
         best_epoch: epoch of ``best_acc``.
         stale: epochs since the last improvement.
-        best_state: a copy of the best weights.
+        best_state: a copy of the best weights (``None`` before any counted epoch).
     """
 
     patience: int
+    keep_initial: bool = True
     best_acc: float = -1.0
     best_epoch: int = 0
     stale: int = 0
     best_state: dict[str, Tensor] | None = None
 
     def update(self, epoch: int, acc: float, model: nn.Module) -> bool:
-        """Record an epoch's dev accuracy; keep the weights if it improved. Returns improved."""
+        """Record an epoch's dev accuracy, keep the weights if it improved; returns improved."""
+        if epoch == 0 and not self.keep_initial:
+            return False
         if acc > self.best_acc:
             self.best_acc, self.best_epoch, self.stale = acc, epoch, 0
             self.best_state = copy.deepcopy(model.state_dict())
@@ -228,13 +239,36 @@ class EarlyStopping:
 
     @property
     def should_stop(self) -> bool:
-        return bool(self.patience) and self.stale >= self.patience
+        """Whether the non-improving epochs now exceed ``patience`` (never for 0)."""
+        return self.patience > 0 and self.stale > self.patience
 
     def restore(self, model: nn.Module) -> None:
         """Load the best weights back into ``model`` and put it in eval mode."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
         model.eval()
+
+    def state(self) -> dict[str, Any]:
+        """Checkpoint entries: the fields, the best weights as ``best_model``."""
+        return {
+            "keep_initial": self.keep_initial,
+            "best_acc": self.best_acc,
+            "best_epoch": self.best_epoch,
+            "stale": self.stale,
+            "best_model": self.best_state,
+        }
+
+    @classmethod
+    def from_state(cls, patience: int, state: Mapping[str, Any]) -> EarlyStopping:
+        """The stopper that :meth:`state` saved (``keep_initial`` true if absent)."""
+        return cls(
+            patience,
+            keep_initial=bool(state.get("keep_initial", True)),
+            best_acc=float(state["best_acc"]),
+            best_epoch=int(state["best_epoch"]),
+            stale=int(state["stale"]),
+            best_state=state["best_model"],
+        )
 
 
 def fit(
@@ -249,14 +283,16 @@ def fit(
     checkpoint: str | Path | None = None,
     optimizer_factory: Callable[[nn.Module, TrainConfig], torch.optim.Optimizer] | None = None,
     desc: str = "train",
+    keep_initial: bool = True,
 ) -> FitResult:
     """Train ``model`` in place with early stopping; keep the best-dev weights.
 
     PAPER.md, "Models and training": Adam lr 1e-3, weight decay 5e-4, batch
-    128, early stopping on dev accuracy with patience 5, keep the best dev
+    128, early stopping on dev accuracy (stop once the non-improving epochs
+    exceed ``cfg.patience``: :class:`EarlyStopping`), keep the best dev
     checkpoint, no LR schedule, no augmentation. The same loop fine-tunes
-    pruned models (pruning masks are forward pre-hooks, so they stay applied)
-    and runs the defenses through ``objective``.
+    pruned models (pruning masks are forward pre-hooks, so they stay applied;
+    ``keep_initial=False``) and runs the defenses through ``objective``.
 
     Args:
         model: the network; trained in place and left in eval mode holding the
@@ -277,6 +313,9 @@ def fit(
             when training ends (a concurrent run may have deleted it already).
         optimizer_factory: replaces the Adam optimizer (e.g. for tests).
         desc: label of the progress bar.
+        keep_initial: whether the initial weights count as epoch 0. ``False`` for
+            post-pruning fine-tuning (PAPER.md, "Pruning": a fine-tuned epoch is always
+            kept, never the un-fine-tuned pruned model). A checkpoint records it.
 
     Returns:
         A :class:`FitResult`.
@@ -302,10 +341,11 @@ def fit(
     opt = (optimizer_factory or make_optimizer)(model, cfg)
 
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    stopper = EarlyStopping(cfg.patience)
+    stopper = EarlyStopping(cfg.patience, keep_initial=keep_initial)
     start_epoch = 0
     history: list[dict[str, float]] = []
     run = {**asdict(cfg), "n_train": len(train), "n_dev": len(dev)}
+    run["keep_initial"] = keep_initial
     state = load_checkpoint(ckpt_path) if ckpt_path is not None else None
     if state is not None:
         check_same_run(ckpt_path, state, run)
@@ -321,18 +361,12 @@ def fit(
         if stateful:
             objective.load_state_dict(state["objective"])
         start_epoch = int(state["epoch"])
-        stopper = EarlyStopping(
-            cfg.patience,
-            best_acc=float(state["best_acc"]),
-            best_epoch=int(state["best_epoch"]),
-            stale=int(state["stale"]),
-            best_state=state["best_model"],
-        )
+        stopper = EarlyStopping.from_state(cfg.patience, state)
         history = [
             {**dict(zip(_HISTORY_KEYS, row, strict=True)), "epoch": int(row[0])}
             for row in state["history"].tolist()
         ]
-    else:
+    elif keep_initial:
         stopper.update(0, float(dev_accuracy(model, dx, dy)), model)
 
     bar = None
@@ -344,8 +378,7 @@ def fit(
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         if stopper.should_stop:
-            stopped_early = True
-            epoch -= 1
+            stopped_early, epoch = True, epoch - 1
             break
         model.train()
         total = torch.zeros((), device=dev_)
@@ -373,10 +406,7 @@ def fit(
                     **rng_state(dev_),
                     "objective": objective.state_dict() if stateful else None,
                     "epoch": epoch,
-                    "best_acc": stopper.best_acc,
-                    "best_epoch": stopper.best_epoch,
-                    "stale": stopper.stale,
-                    "best_model": stopper.best_state,
+                    **stopper.state(),
                     "history": torch.tensor(
                         [[h[k] for k in _HISTORY_KEYS] for h in history], dtype=torch.float64
                     ),
