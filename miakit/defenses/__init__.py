@@ -17,10 +17,13 @@ Each defense's options are a frozen dataclass, validated at construction
 fine-tuning loop and returns a :class:`DefenseResult` for caching and tables.
 
 The authors' versions of the two baselines have bugs that this package does not copy
-(PAPER.md, "The defense"): their inference model trains on one minibatch per epoch (here:
-``k`` steps on every classifier step), and their DP fine-tuning runs far too long, in
-eval mode, and never reports epsilon (here: the halved schedule with early stopping,
-train mode, and epsilon from Opacus's RDP accountant for every run).
+(PAPER.md, "The defense"): their adversarial regularisation takes one classifier step on
+one minibatch per epoch, after 7 inference-model steps, so the pruned classifier gets at
+most 50 steps in all (here: every minibatch of every epoch, each after ``k`` = 7
+inference-model steps); their DP fine-tuning clips per microbatch of 64, runs 100 passes
+per epoch, in eval mode, and never reports epsilon (here: per-sample clipping, the
+halved schedule with early stopping, train mode, pruned weights and channels kept
+exactly zero, and epsilon from Opacus's RDP accountant for every run).
 
 Example:
     >>> cfg = TrainConfig().halved()  # doctest: +SKIP
