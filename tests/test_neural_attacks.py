@@ -23,8 +23,10 @@ from miakit.attacks.samia import SAMIA, SAMIANet, samia_features
 K = 10
 # Few epochs and a larger learning rate than the paper's 1e-3 keep these tests fast; the
 # schedule's shape (SGD + momentum, x0.1 at 1/2 and 3/4 of the epochs) is the paper's.
-FAST = {"epochs": 12, "lr": 0.05, "device": "cpu"}  # SAMIA: attention learns quickly
-FAST_MLP = {**FAST, "epochs": 30}  # the MLP must learn "peakedness" of p, a nonlinear feature
+# SAMIA: attention learns quickly; from the authors' Xavier-normal init, lr 0.05 can diverge.
+FAST = {"epochs": 12, "lr": 0.02, "device": "cpu"}
+# The MLP must learn "peakedness" of p, a nonlinear feature.
+FAST_MLP = {**FAST, "epochs": 30, "lr": 0.05}
 
 
 def _fast(cls: type) -> dict:
@@ -167,6 +169,79 @@ def test_samia_network_is_the_papers() -> None:
     linears = [m for m in net.head if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(K * 64, 64), (64, 2)]
     assert not any("pos" in name for name, _ in net.named_parameters())
+
+
+# --- the authors' initialisation (PAPER.md, "Models and training", last bullet) ----------
+
+
+def _authors_weight_init(m: torch.nn.Module) -> None:
+    """The authors' ``weight_init`` as they wrote it: by class name, applied with ``apply``."""
+    classname = m.__class__.__name__
+    if classname.startswith("Conv") or classname == "Linear":
+        if getattr(m, "bias", None) is not None:
+            torch.nn.init.constant_(m.bias, 0.0)
+        if getattr(m, "weight", None) is not None:
+            torch.nn.init.xavier_normal_(m.weight)
+    elif "Norm" in classname:
+        if getattr(m, "weight", None) is not None:
+            m.weight.data.fill_(1)
+        if getattr(m, "bias", None) is not None:
+            m.bias.data.zero_()
+
+
+@pytest.mark.parametrize(
+    "build", [lambda: AttackMLP(2 * K), lambda: SAMIANet(K)], ids=["mlp", "samia"]
+)
+def test_attack_networks_get_the_authors_init(build, monkeypatch) -> None:
+    """Same seed: miakit's network equals PyTorch's default one re-initialised by the authors."""
+    import miakit.attacks.attack_net as attack_net
+    import miakit.attacks.samia as samia
+
+    torch.manual_seed(3)
+    ours = build()
+    monkeypatch.setattr(attack_net, "attack_init_", lambda net: net)
+    monkeypatch.setattr(samia, "attack_init_", lambda net: net)
+    torch.manual_seed(3)
+    default = build()
+    torch.manual_seed(3)
+    theirs = build().apply(_authors_weight_init)
+    ours_sd, default_sd, theirs_sd = ours.state_dict(), default.state_dict(), theirs.state_dict()
+    assert ours_sd.keys() == theirs_sd.keys()
+    for name, value in ours_sd.items():
+        assert torch.equal(value, theirs_sd[name]), name
+    # the init changed something: PyTorch's default Linear init is not Xavier
+    assert any(not torch.equal(ours_sd[k], default_sd[k]) for k in ours_sd if "weight" in k)
+
+
+def test_attack_mlp_weights_are_xavier_normal_with_zero_bias() -> None:
+    torch.manual_seed(0)
+    net = AttackMLP(300)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 4
+    for m in linears:
+        fan_out, fan_in = m.weight.shape
+        std = (2.0 / (fan_in + fan_out)) ** 0.5
+        w = m.weight.detach()
+        tol = 5 / (2 * w.numel()) ** 0.5  # five standard errors of the sample std
+        assert abs(float(w.std()) / std - 1) < tol, (fan_in, fan_out)
+        assert torch.count_nonzero(m.bias) == 0
+    # normal, not uniform with the same std (|w| <= sqrt(3) std): the 300x512 layer has tails
+    first = linears[0].weight.detach()
+    assert float(first.abs().max()) > 3 * (2.0 / (300 + 512)) ** 0.5
+
+
+def test_samia_network_init_biases_zero_norms_unit() -> None:
+    torch.manual_seed(0)
+    net = SAMIANet(K)
+    for name, module in net.named_modules():
+        if type(module) is torch.nn.Linear:
+            assert torch.count_nonzero(module.bias) == 0, name
+            fan_out, fan_in = module.weight.shape
+            std = (2.0 / (fan_in + fan_out)) ** 0.5
+            tol = 5 / (2 * module.weight.numel()) ** 0.5
+            assert abs(float(module.weight.detach().std()) / std - 1) < tol, name
+        elif isinstance(module, (torch.nn.BatchNorm1d, torch.nn.LayerNorm)):
+            assert torch.all(module.weight == 1) and torch.count_nonzero(module.bias) == 0, name
 
 
 # --- the trainer -------------------------------------------------------------------------

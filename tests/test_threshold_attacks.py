@@ -16,6 +16,7 @@ from miakit.attacks.threshold import (
     LOG_CLIP,
     Conf,
     Gap,
+    MaxConf,
     Mentr,
     Top1Conf,
     Xent,
@@ -295,14 +296,53 @@ def test_class_missing_from_shadow_falls_back_to_global_threshold() -> None:
         assert Conf().fit(random_inputs(3, k=5)).fallback_classes == ()
 
 
-def test_top1_conf_uses_one_global_threshold() -> None:
+def test_top1_conf_is_one_global_threshold_on_p_y() -> None:
+    """The paper's Top1-conf (the authors' code): one threshold, for all classes, on p_y."""
     shadow, target = random_inputs(11), random_inputs(12)
     attack = Top1Conf().fit(shadow)
+    p_y = true_class_confidence(shadow.posteriors, shadow.labels)
+    t, ba = reference_threshold(p_y, shadow.membership, True)
+    assert attack.threshold == t
+    assert attack.shadow_fit.balanced_accuracy[0] == float(ba)
+    target_p_y = true_class_confidence(target.posteriors, target.labels)
+    assert attack.score(target).scores.tolist() == target_p_y.tolist()
+    assert attack.decide(target).tolist() == (target_p_y >= t).tolist()
+    # not the largest probability: on these inputs the two signals give other thresholds
+    assert MaxConf().fit(shadow).threshold != t
+
+
+def test_max_conf_uses_one_global_threshold_on_the_largest_posterior() -> None:
+    shadow, target = random_inputs(11), random_inputs(12)
+    attack = MaxConf().fit(shadow)
     t, ba = reference_threshold(top1_confidence(shadow.posteriors), shadow.membership, True)
     assert attack.threshold == t
     assert attack.shadow_fit.balanced_accuracy[0] == float(ba)
     assert attack.score(target).scores.tolist() == top1_confidence(target.posteriors).tolist()
     assert attack.decide(target).tolist() == (top1_confidence(target.posteriors) >= t).tolist()
+    # label-free: permuting the labels changes nothing
+    relabelled = AttackInputs(
+        posteriors=target.posteriors,
+        labels=np.roll(target.labels, 1),
+        membership=target.membership,
+    )
+    assert attack.score(relabelled).scores.tolist() == attack.score(target).scores.tolist()
+
+
+def test_max_conf_is_registered_but_not_a_baseline() -> None:
+    assert attacks.ATTACKS["max_conf"] is MaxConf and MaxConf.title == "Max-conf"
+    assert "max_conf" not in attacks.BASELINES
+    assert attacks.BASELINES == (
+        "gap",
+        "conf",
+        "xent",
+        "mentr",
+        "top1_conf",
+        "nn",
+        "top3_nn",
+        "nncls",
+    )
+    assert attacks.ATTACKS["top1_conf"] is Top1Conf
+    assert list(attacks.ATTACKS)[: len(attacks.BASELINES)] == list(attacks.BASELINES)
 
 
 def test_gap_is_member_iff_correct() -> None:
@@ -315,16 +355,17 @@ def test_gap_is_member_iff_correct() -> None:
 
 
 def test_names() -> None:
-    assert [a.name for a in (Gap, Conf, Xent, Mentr, Top1Conf)] == [
+    assert [a.name for a in (Gap, Conf, Xent, Mentr, Top1Conf, MaxConf)] == [
         "gap",
         "conf",
         "xent",
         "mentr",
         "top1_conf",
+        "max_conf",
     ]
 
 
-@pytest.mark.parametrize("cls", [Conf, Xent, Mentr, Top1Conf])
+@pytest.mark.parametrize("cls", [Conf, Xent, Mentr, Top1Conf, MaxConf])
 def test_attack_errors(cls) -> None:
     with pytest.raises(ValueError, match="fit"):
         cls().score(random_inputs(0))
@@ -391,7 +432,14 @@ def test_attack_scores_decisions_and_result() -> None:
 
 
 def test_families_and_titles_come_from_the_classes() -> None:
-    assert attacks.family("threshold") == ("gap", "conf", "xent", "mentr", "top1_conf")
+    assert attacks.family("threshold") == (
+        "gap",
+        "conf",
+        "xent",
+        "mentr",
+        "top1_conf",
+        "max_conf",
+    )
     assert attacks.family("neural") == ("nn", "top3_nn", "nncls", "samia")
     assert attacks.family("reference") == ("lira", "rmia")
     assert sorted(sum((attacks.family(f) for f in attacks.FAMILIES), ())) == sorted(attacks.ATTACKS)

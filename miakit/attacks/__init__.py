@@ -17,14 +17,21 @@ name           attack                                                       modu
 ``conf``       class-wise threshold on p_y                                  threshold
 ``xent``       class-wise threshold on prediction entropy                   threshold
 ``mentr``      class-wise threshold on modified entropy (Song & Mittal)     threshold
-``top1_conf``  global threshold on the largest posterior                    threshold
+``top1_conf``  global threshold on p_y (the paper's Top1-conf, see below)   threshold
 ``nn``         attack MLP on the posterior vector                           neural
 ``top3_nn``    attack MLP on the three largest posteriors                   neural
 ``nncls``      attack MLP on posterior + one-hot label                      neural
 ``samia``      self-attention over (p_c, s_c, y_c) tokens (the paper's)     samia
+``max_conf``   global threshold on the largest posterior (not the paper's)  threshold
 ``lira``       offline LiRA (Carlini et al. 2022)                           lira
 ``rmia``       offline RMIA (Zarifzadeh et al. 2024)                        rmia
 =============  ===========================================================  =============
+
+The paper's eight existing attacks are :data:`BASELINES`. ``top1_conf`` is the
+paper's Top1-conf as the authors' code computes it, one global threshold on the
+ground-truth-class probability ``p_y`` (PAPER.md, "The eight existing attacks", 5);
+``max_conf`` is the largest-probability attack that the name "Top1-conf" suggests,
+miakit's own, and not in :data:`BASELINES`.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from miakit.attacks.lira import LiRA
 from miakit.attacks.neural import NN, NNCls, Top3NN
 from miakit.attacks.rmia import RMIA
 from miakit.attacks.samia import SAMIA
-from miakit.attacks.threshold import Conf, Gap, Mentr, Top1Conf, Xent
+from miakit.attacks.threshold import Conf, Gap, MaxConf, Mentr, Top1Conf, Xent
 from miakit.attacks.threshold_search import ThresholdFit, best_threshold
 
 __all__ = [
@@ -62,12 +69,16 @@ __all__ = [
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
-    for cls in (Gap, Conf, Xent, Mentr, Top1Conf, NN, Top3NN, NNCls, SAMIA, LiRA, RMIA)
+    for cls in (Gap, Conf, Xent, Mentr, Top1Conf, NN, Top3NN, NNCls, SAMIA, MaxConf, LiRA, RMIA)
 }
-"""Every attack by name, in the paper's order, then the attacks beyond the paper."""
+"""Every attack by name, in the paper's order (:data:`BASELINES`, then SAMIA), then the
+attacks beyond the paper (Max-conf, LiRA, RMIA)."""
 
 BASELINES: tuple[str, ...] = ("gap", "conf", "xent", "mentr", "top1_conf", "nn", "top3_nn", "nncls")
-"""The paper's eight existing attacks (PAPER.md, "The eight existing attacks")."""
+"""The paper's eight existing attacks (PAPER.md, "The eight existing attacks").
+
+``top1_conf`` here is the paper's (a global threshold on ``p_y``); ``max_conf`` is not
+one of the eight."""
 
 
 FAMILIES: tuple[str, ...] = ("threshold", "neural", "reference")
@@ -79,7 +90,7 @@ def family(name: str) -> tuple[str, ...]:
 
     Example:
         >>> family("threshold")
-        ('gap', 'conf', 'xent', 'mentr', 'top1_conf')
+        ('gap', 'conf', 'xent', 'mentr', 'top1_conf', 'max_conf')
     """
     if name not in FAMILIES:
         raise ValueError(f"unknown attack family {name!r}; families: {', '.join(FAMILIES)}")

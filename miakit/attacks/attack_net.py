@@ -5,8 +5,10 @@ MLP* (:class:`AttackMLP`: in-512-256-128-2, ReLU, dropout 0.2 after the first tw
 layers) with :func:`train_attack_model`: SGD (momentum 0.9, lr 1e-3, weight decay
 5e-4), batch 128, 100 epochs, learning rate x0.1 at epochs 50 and 75
 (:func:`lr_milestones`), cross-entropy. SAMIA's network is trained the same way
-(PAPER.md, "SAMIA"). :func:`member_probability` reads a trained network's
-P(member). The attacks themselves are in :mod:`miakit.attacks.neural`.
+(PAPER.md, "SAMIA"). Both networks start from the authors' Xavier-normal
+initialisation (:func:`attack_init_`; PAPER.md, "Models and training").
+:func:`member_probability` reads a trained network's P(member). The attacks
+themselves are in :mod:`miakit.attacks.neural`.
 
 Training can checkpoint every epoch and resume after a kill with an identical result.
 """
@@ -27,6 +29,7 @@ __all__ = [
     "ATTACK_MOMENTUM",
     "ATTACK_WEIGHT_DECAY",
     "AttackMLP",
+    "attack_init_",
     "lr_milestones",
     "member_probability",
     "train_attack_model",
@@ -37,12 +40,50 @@ ATTACK_MOMENTUM = 0.9
 #: SGD weight decay of the attack-model schedule (PAPER.md, "The eight existing attacks").
 ATTACK_WEIGHT_DECAY = 5e-4
 
+_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _init_module(module: nn.Module) -> None:
+    """The authors' ``weight_init`` on one module (see :func:`attack_init_`)."""
+    if type(module) is nn.Linear or type(module) in _CONV_TYPES:
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+        nn.init.xavier_normal_(module.weight)
+    elif "Norm" in type(module).__name__:
+        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+        if isinstance(weight, Tensor):
+            nn.init.ones_(weight)
+        if isinstance(bias, Tensor):
+            nn.init.zeros_(bias)
+
+
+@torch.no_grad()
+def attack_init_(net: nn.Module) -> nn.Module:
+    """The authors' initialisation of an attack network, in place (draws from torch's RNG).
+
+    PAPER.md, "Models and training": the authors apply their ``weight_init`` to
+    the attack networks too (NN attacks and SAMIA) with ``net.apply``: every
+    ``nn.Linear`` and convolution gets Xavier-normal weights and zero biases;
+    every normalisation layer (BatchNorm, LayerNorm) weight 1 and bias 0. Like
+    theirs, the rule matches the layer's exact class (the authors compare class
+    names), so the attention blocks' output projection (a ``Linear`` subclass)
+    and packed input projection (a bare parameter) keep PyTorch's own init
+    (Xavier-uniform input projection, zero biases), as in the authors' SAMIA.
+    ``AttackMLP`` and :class:`~miakit.attacks.samia.SAMIANet` call it when built.
+
+    Returns:
+        ``net``, for chaining.
+    """
+    return net.apply(_init_module)
+
 
 class AttackMLP(nn.Sequential):
     """The attack MLP: in-512-256-128-2, ReLU, dropout 0.2 after the first two layers.
 
     PAPER.md, "The eight existing attacks" (the network behind NN, Top3-NN and
-    NNCls; SAMIA's ``mlp=True`` ablation uses it too).
+    NNCls; SAMIA's ``mlp=True`` ablation uses it too). Initialised as the authors
+    do (:func:`attack_init_`: Xavier-normal weights, zero biases), drawing from
+    torch's global RNG (the attacks build it under their ``seed``).
 
     Args:
         in_features: Length of the per-sample feature vector.
@@ -63,6 +104,7 @@ class AttackMLP(nn.Sequential):
             nn.ReLU(),
             nn.Linear(128, 2),
         )
+        attack_init_(self)
 
 
 def lr_milestones(epochs: int) -> list[int]:

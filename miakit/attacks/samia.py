@@ -17,8 +17,10 @@ With ``use_sensitivity=False`` the layout is ``[p_0, y_0, p_1, y_1, ...]``
 Network (PAPER.md, "SAMIA"): BatchNorm1d(3K) -> view (K, 3) -> Linear(3, 64)
 + GELU -> TransformerEncoder (3 layers, d_model 64, 4 heads, feed-forward 128,
 dropout 0.2, GELU, batch_first, no positional encoding) -> flatten K*64 ->
-Linear 64 + ReLU -> Linear 2. Trained with the attack-model schedule
-(:func:`miakit.attacks.attack_net.train_attack_model`).
+Linear 64 + ReLU -> Linear 2, initialised as the authors do
+(:func:`~miakit.attacks.attack_net.attack_init_`: Xavier-normal linear layers,
+zero biases, unit norm layers; PAPER.md, "Models and training"). Trained with the
+attack-model schedule (:func:`miakit.attacks.attack_net.train_attack_model`).
 
 Example (the shadow and victim ``AttackInputs`` must carry ``sensitivity``):
     >>> attack = SAMIA(epochs=20).fit(shadow_inputs)  # doctest: +SKIP
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from miakit.attacks.attack_net import AttackMLP
+from miakit.attacks.attack_net import AttackMLP, attack_init_
 from miakit.attacks.base import AttackInputs
 from miakit.attacks.neural import NeuralAttack
 
@@ -80,6 +82,9 @@ def samia_features(inputs: AttackInputs, *, use_sensitivity: bool = True) -> Ten
 
 class SAMIANet(nn.Module):
     """SAMIA's attention network over K class tokens (PAPER.md, "SAMIA").
+
+    Built with the authors' initialisation (:func:`~miakit.attacks.attack_net.attack_init_`),
+    drawing from torch's global RNG (:class:`SAMIA` builds it under its ``seed``).
 
     Args:
         num_classes: K, the number of tokens.
@@ -129,6 +134,7 @@ class SAMIANet(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden, 2),
         )
+        attack_init_(self)
 
     def tokens(self, x: Tensor) -> Tensor:
         """BatchNorm over the ``(N, T*K)`` input, viewed as ``(N, K, T)`` tokens."""

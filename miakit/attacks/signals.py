@@ -1,9 +1,10 @@
 """Per-sample signals of a model's posteriors, shared by the attacks.
 
-- The five metric-based attacks' signals (PAPER.md, "The eight existing attacks",
-  1-5): :func:`correctness`, :func:`true_class_confidence`, :func:`entropy`,
-  :func:`modified_entropy`, :func:`top1_confidence`; :mod:`miakit.attacks.threshold`
-  puts thresholds on them.
+- The metric-based attacks' signals (PAPER.md, "The eight existing attacks",
+  1-5): :func:`correctness`, :func:`true_class_confidence` (Conf's and the paper's
+  Top1-conf's), :func:`entropy`, :func:`modified_entropy`, and :func:`top1_confidence`
+  (the largest posterior, Max-conf's); :mod:`miakit.attacks.threshold` puts
+  thresholds on them.
 - LiRA's logit-scaled confidence (:func:`logit_confidence`) and the OUT mean
   (:func:`out_mean`) that the LiRA and RMIA kernels read.
 
@@ -100,7 +101,11 @@ def modified_entropy(posteriors: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def top1_confidence(posteriors: np.ndarray) -> np.ndarray:
-    """The largest posterior ``max_c p_c`` (Top1-conf's signal; PAPER.md, attack 5)."""
+    """The largest posterior ``max_c p_c``: Max-conf's signal.
+
+    Not the paper's Top1-conf signal: the authors' Top1-conf thresholds ``p_y``
+    (:func:`true_class_confidence`; PAPER.md, "The eight existing attacks", 5).
+    """
     return _rows(posteriors).max(axis=1)
 
 

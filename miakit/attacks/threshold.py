@@ -1,4 +1,4 @@
-"""The five metric-based attacks of the paper: Gap, Conf, Xent, Mentr and Top1-conf.
+"""The metric-based attacks: the paper's Gap, Conf, Xent, Mentr and Top1-conf, and Max-conf.
 
 Each reads one number per sample from the model's posteriors and compares it
 with a threshold (PAPER.md, "The eight existing attacks", attacks 1-5):
@@ -10,8 +10,15 @@ gap        correct classification, ``argmax p == y``       none: member iff corr
 conf       ground-truth-class probability ``p_y``           per class, member iff higher
 xent       entropy ``-sum_c p_c log p_c``                   per class, member iff lower
 mentr      modified entropy (Song & Mittal 2021)            per class, member iff lower
-top1_conf  largest probability ``max_c p_c``                one global, member iff higher
+top1_conf  ground-truth-class probability ``p_y``           one global, member iff higher
+max_conf   largest probability ``max_c p_c``                one global, member iff higher
 ========== ================================================ ==================================
+
+``top1_conf`` is the paper's Top1-conf column as the authors' code computes it:
+one global threshold on ``p_y`` (PAPER.md, attack 5; the name suggests the
+largest probability, but the authors threshold the ground-truth-class one).
+``max_conf`` is the label-free attack that the name suggests, on ``max_c p_c``;
+it is not one of the paper's attacks (not in :data:`miakit.attacks.BASELINES`).
 
 The signals live in :mod:`miakit.attacks.signals`. Thresholds are calibrated
 on the pooled shadow data (shadow train = member, shadow test = non-member) to
@@ -19,12 +26,13 @@ maximise balanced accuracy, by :func:`~miakit.attacks.threshold_search.best_thre
 (one sort and cumulative counts, O(n log n); the same maximal accuracy as the
 authors' O(n^2) scan).
 
-All five are ``family = "threshold"`` and use the pooled shadow signals.
+All six are ``family = "threshold"`` and use the pooled shadow signals.
 Scores follow :class:`~miakit.attacks.base.Attack`: higher = member. For the
 class-wise attacks the score is the oriented margin past the sample's class
 threshold (``p_y - t_y`` for conf, ``t_y - H`` for xent and mentr), so
 ``score >= 0`` (the attack's ``threshold``) reproduces the class-wise
-decisions exactly while the continuous margin gives the ROC curve.
+decisions exactly while the continuous margin gives the ROC curve. For the
+global ones the score is the signal itself and ``threshold`` the fitted value.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ __all__ = [
     "LOG_CLIP",
     "Conf",
     "Gap",
+    "MaxConf",
     "Mentr",
     "ThresholdFit",
     "Top1Conf",
@@ -232,21 +241,27 @@ class Mentr(_ClassWiseThresholdAttack):
 
 
 @dataclass
-class Top1Conf(Attack):
-    """Top1-conf attack: one global threshold on the largest posterior ``max_c p_c``.
+class _GlobalThresholdAttack(Attack):
+    """Shared machinery of Top1-conf and Max-conf: one global threshold, member iff higher.
 
-    PAPER.md, "The eight existing attacks", 5. The label is not used. The
-    score is ``max_c p_c`` itself and ``threshold`` is the fitted value, so
-    ``decide`` is "member iff ``max_c p_c >= threshold``".
+    ``fit`` calls :func:`best_threshold` without groups on the pooled shadow
+    data; ``threshold`` is the fitted value and the score is the signal itself,
+    so ``decide`` is "member iff ``signal >= threshold``".
+
+    Attributes:
+        shadow_fit: the global :class:`ThresholdFit` on the shadow data (its
+            ``balanced_accuracy[0]`` is the shadow accuracy).
     """
 
-    name: ClassVar[str] = "top1_conf"
-    title: ClassVar[str] = "Top1-conf"
     shadow_fit: ThresholdFit | None = field(default=None, init=False, repr=False)
+
+    def signal(self, inputs: AttackInputs) -> np.ndarray:  # pragma: no cover - interface
+        """The per-sample value the threshold is put on."""
+        raise NotImplementedError
 
     def fit(
         self, shadows: AttackInputs | None = None, references: ReferenceSignals | None = None
-    ) -> Top1Conf:
+    ) -> _GlobalThresholdAttack:
         """Choose the balanced-accuracy-maximising global threshold on ``shadows``.
 
         Raises:
@@ -254,7 +269,7 @@ class Top1Conf(Attack):
         """
         shadow = self._need("pooled shadow signals", shadows)
         m = shadow.require_membership()
-        fit = best_threshold(top1_confidence(shadow.posteriors), m, None, True)
+        fit = best_threshold(self.signal(shadow), m, None, True)
         if np.isnan(fit.thresholds[0]):
             raise ValueError(
                 f"{self.name}: shadow data need both members and non-members to calibrate a "
@@ -265,7 +280,45 @@ class Top1Conf(Attack):
         return self
 
     def score_values(self, target: AttackInputs) -> np.ndarray:
-        """``max_c p_c``."""
+        """The signal itself (member iff ``>= threshold``)."""
         if self.shadow_fit is None:
             raise ValueError(f"{self.name}: call fit(shadow) before score(target)")
-        return top1_confidence(target.posteriors)
+        return self.signal(target)
+
+
+@dataclass
+class Top1Conf(_GlobalThresholdAttack):
+    """Top1-conf, the paper's: one global threshold on the ground-truth-class probability ``p_y``.
+
+    PAPER.md, "The eight existing attacks", 5: in the authors' code the paper's
+    Top1-conf column thresholds ``p_y`` with one threshold for all classes (their
+    ``_mem_inf_thre_non_cls`` on the confidence), not the largest probability that
+    the name suggests. This is that attack, so that miakit's ``top1_conf`` is the
+    number the paper reports; the largest-probability attack is :class:`MaxConf`.
+    Member iff ``p_y >= threshold``; the score is ``p_y``.
+    """
+
+    name: ClassVar[str] = "top1_conf"
+    title: ClassVar[str] = "Top1-conf"
+
+    def signal(self, inputs: AttackInputs) -> np.ndarray:
+        """``p_y``."""
+        return inputs.p_y
+
+
+@dataclass
+class MaxConf(_GlobalThresholdAttack):
+    """Max-conf: one global threshold on the largest posterior ``max_c p_c`` (label-free).
+
+    Not one of the paper's attacks: it is what the name "Top1-conf" suggests, but
+    the paper's Top1-conf column is :class:`Top1Conf` on ``p_y`` (PAPER.md, "The
+    eight existing attacks", 5). Kept as miakit's own attack, for an adversary
+    without labels. Member iff ``max_c p_c >= threshold``; the score is ``max_c p_c``.
+    """
+
+    name: ClassVar[str] = "max_conf"
+    title: ClassVar[str] = "Max-conf"
+
+    def signal(self, inputs: AttackInputs) -> np.ndarray:
+        """``max_c p_c``."""
+        return top1_confidence(inputs.posteriors)

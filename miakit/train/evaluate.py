@@ -1,13 +1,21 @@
 """Prediction with a trained model: logits, posteriors, accuracy and input sensitivity.
 
-Evaluation runs the model in eval mode in device-sized chunks (:func:`eval_batch_size`),
-under bf16 autocast on CUDA (:func:`autocast`); :func:`sensitivity`, SAMIA's second
-feature (PAPER.md, "SAMIA"), stays in float32.
+Evaluation runs the model in eval mode in device-sized chunks (:func:`eval_batch_size`).
+The attack signals, :func:`logits` (hence :func:`predict` and :func:`accuracy`) and
+:func:`sensitivity` (SAMIA's second feature, PAPER.md, "SAMIA"), are computed in
+float32 on every device, whatever the training precision (:func:`full_precision`: no
+autocast, TF32 and other reduced-precision float32 math off, a float32 copy of a
+half-precision model), so a TPR at 0.1% FPR does not move with the GPU's matmul mode.
+Only the training loop's dev accuracy (:func:`dev_accuracy`) runs under bf16 autocast
+on CUDA (:func:`autocast`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +28,8 @@ __all__ = [
     "autocast",
     "dev_accuracy",
     "eval_batch_size",
+    "float32_model",
+    "full_precision",
     "logits",
     "predict",
     "sensitivity",
@@ -39,6 +49,97 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type != "cuda":
         return contextlib.nullcontext()
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+
+
+_FP32_SETTINGS = (
+    ("cuda", "matmul"),
+    ("cudnn", "conv"),
+    ("cudnn", "rnn"),
+    ("mkldnn", "matmul"),
+    ("mkldnn", "conv"),
+    ("mkldnn", "rnn"),
+)
+
+
+def _fp32_settings() -> list[Any]:
+    """The per-operation ``fp32_precision`` settings of torch >= 2.9's API, else ``[]``."""
+    if not hasattr(torch.backends, "fp32_precision"):
+        return []
+    found = (getattr(getattr(torch.backends, a, None), b, None) for a, b in _FP32_SETTINGS)
+    return [s for s in found if hasattr(s, "fp32_precision")]
+
+
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """Run a block in true float32: no autocast, no TF32, no reduced-precision float32 math.
+
+    Inside, autocast is disabled (CPU, CUDA and any other device type torch knows),
+    cuBLAS matmuls and cuDNN convolutions and RNNs run in IEEE float32 (TF32 off), and
+    so do oneDNN's on the CPU (``set_float32_matmul_precision("medium")`` may let them
+    use bf16). Every setting is restored on exit, also after an error. With torch >= 2.9
+    the settings are the ``fp32_precision`` attributes of ``torch.backends`` (mixing
+    them with the legacy ``allow_tf32`` flags is an error in torch); before, the legacy
+    ``allow_tf32`` flags and ``torch.set_float32_matmul_precision``.
+
+    Used for the attack signals (issue 11, item 6): posteriors and sensitivities must
+    not depend on the GPU's matmul mode or on the precision the model was trained in.
+    """
+    b = torch.backends
+    settings = _fp32_settings()
+    saved = [s.fp32_precision for s in settings]
+    legacy = None
+    if not settings:
+        legacy = (
+            b.cuda.matmul.allow_tf32,
+            b.cudnn.allow_tf32,
+            torch.get_float32_matmul_precision(),
+        )
+    try:
+        if settings:
+            for s in settings:
+                s.fp32_precision = "ieee"
+        else:
+            torch.set_float32_matmul_precision("highest")
+            b.cuda.matmul.allow_tf32 = False
+            b.cudnn.allow_tf32 = False
+        with contextlib.ExitStack() as stack:
+            for device_type in _autocast_device_types():
+                stack.enter_context(torch.autocast(device_type=device_type, enabled=False))
+            yield
+    finally:
+        for s, value in zip(settings, saved, strict=True):
+            s.fp32_precision = value
+        if legacy is not None:
+            torch.set_float32_matmul_precision(legacy[2])
+            b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = legacy[0], legacy[1]
+
+
+def _autocast_device_types() -> list[str]:
+    """The device types whose autocast :func:`full_precision` disables."""
+    types = ["cpu"]
+    if torch.cuda.is_available():
+        types.append("cuda")
+    return types
+
+
+def float32_model(model: nn.Module) -> nn.Module:
+    """``model`` itself if its floating parameters and buffers are float32, else a float32 copy.
+
+    A model trained or stored in bf16/fp16 is evaluated through a deep copy cast to
+    float32 (the caller's model is left as it is), so its signals are float32 maths on
+    the same weights.
+    """
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(t.dtype == torch.float32 for t in tensors if torch.is_floating_point(t)):
+        return model
+    return copy.deepcopy(model).float()
+
+
+def _float32_input(xb: Tensor, device: torch.device) -> Tensor:
+    """A batch on ``device`` in the models' layout, floating inputs as float32."""
+    if torch.is_floating_point(xb) and xb.dtype != torch.float32:
+        xb = xb.to(torch.float32)
+    return as_model_input(xb, device)
 
 
 @torch.no_grad()
@@ -68,14 +169,17 @@ def logits(
 ) -> Tensor:
     """Pre-softmax outputs of ``model`` (eval mode) on ``x``, float32 on the CPU.
 
+    Computed in float32 on every device (:func:`full_precision`, :func:`float32_model`),
+    whatever the training precision or an autocast active around the call.
     ``batch_size`` rows per forward (default :func:`eval_batch_size` of the device).
     """
     dev_ = resolve_device(device) if device is not None else model_device(model)
     model.eval()
+    net = float32_model(model).eval()
     outs = []
-    for xb in x.split(batch_size or eval_batch_size(dev_)):
-        with autocast(dev_):
-            outs.append(model(as_model_input(xb, dev_)).float())
+    with full_precision():
+        for xb in x.split(batch_size or eval_batch_size(dev_)):
+            outs.append(net(_float32_input(xb, dev_)).float())
     return torch.cat(outs).cpu() if outs else torch.empty(0)
 
 
@@ -113,7 +217,9 @@ def sensitivity(
     For ``m`` Gaussian perturbations ``u ~ N(0, I)`` in normalised input space,
     ``s = mean_j |softmax(f(x + eps u_j)) - softmax(f(x))| / eps`` per class,
     with the model in eval mode. All ``m`` perturbed copies of a batch go
-    through one batched forward (no Python loop over perturbations).
+    through one batched forward (no Python loop over perturbations). Float32 on
+    every device (:func:`full_precision`, :func:`float32_model`): the ``eps = 1e-3``
+    differences vanish under bf16 and move under TF32.
 
     Returns:
         ``(N, K)`` float32 tensor on the CPU.
@@ -122,15 +228,16 @@ def sensitivity(
         raise ValueError(f"sensitivity needs m >= 1 and eps > 0, got m={m}, eps={eps}")
     dev_ = resolve_device(device) if device is not None else model_device(model)
     model.eval()
+    net = float32_model(model).eval()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     step = max(1, batch_size)
     outs = []
-    for xb in x.split(step):
-        xb = xb.to(dev_, dtype=torch.float32)
-        noise = torch.randn((m, *xb.shape), generator=gen).to(dev_)
-        pert = (xb.unsqueeze(0) + eps * noise).reshape(m * xb.shape[0], *xb.shape[1:])
-        # float32 on purpose: eps = 1e-3 differences vanish under bf16.
-        base = model(xb).float().softmax(1)
-        moved = model(pert).float().softmax(1).view(m, xb.shape[0], -1)
-        outs.append(((moved - base.unsqueeze(0)).abs().mean(0) / eps).cpu())
+    with torch.no_grad(), full_precision():
+        for xb in x.split(step):
+            xb = xb.to(dev_, dtype=torch.float32)
+            noise = torch.randn((m, *xb.shape), generator=gen).to(dev_)
+            pert = (xb.unsqueeze(0) + eps * noise).reshape(m * xb.shape[0], *xb.shape[1:])
+            base = net(xb).float().softmax(1)
+            moved = net(pert).float().softmax(1).view(m, xb.shape[0], -1)
+            outs.append(((moved - base.unsqueeze(0)).abs().mean(0) / eps).cpu())
     return torch.cat(outs) if outs else torch.empty(0)
