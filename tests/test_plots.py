@@ -109,6 +109,7 @@ REGISTRY_TITLES = {
     "top3_nn": "Top3-NN",
     "nncls": "NNCls",
     "samia": "SAMIA",
+    "max_conf": "Max-conf",
     "lira": "LiRA",
     "rmia": "RMIA",
     "l1_unstructured": "L1 unstructured",
