@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 __all__ = ["STEP_FIELDS", "STEP_VERSIONS", "StepTrace", "derives_key"]
 
 #: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
-STEP_VERSIONS = {"train": 5, "prune": 4, "signals": 3, "fit": 2, "fit_network": 2, "attack": 4}
+STEP_VERSIONS = {"train": 5, "prune": 5, "signals": 3, "fit": 2, "fit_network": 2, "attack": 4}
 
 #: The :class:`~miakit.config.ExperimentConfig` fields each cached step's computation
 #: reads. A step's key (:meth:`ModelSteps.step_key`) is made of exactly these fields'

@@ -48,16 +48,18 @@ class DPResult:
     """What :func:`dp_finetune` did, with its privacy guarantee.
 
     Attributes:
-        model: the trained model (the input object unless Opacus had to convert
-            modules; then a converted copy). Always use this one.
-        epsilon: epsilon of the whole run (every step taken, also those after the
-            best epoch) at ``delta``, from Opacus's RDP accountant.
+        model: the trained model (the input object, trained in place).
+        epsilon: epsilon of the whole DP fine-tuning run (every step taken, also those
+            after the best epoch) at ``delta``, from Opacus's RDP accountant. It covers
+            the DP fine-tuning only, not the non-private training and pruning before it.
         delta: the delta used.
         noise_multiplier: sigma of the Gaussian noise, in units of ``max_grad_norm``.
         max_grad_norm: per-sample gradient clipping norm.
         epochs_run: epochs trained before stopping.
-        converted: modules Opacus replaced, as ``"name: BatchNorm2d -> GroupNorm(32, 64)"``.
-        best_epoch: 1-based epoch whose weights were kept (0 = the initial ones).
+        converted: BatchNorm layers frozen while training, as
+            ``"name: BatchNorm2d(64) frozen"`` (see ``convert_for_opacus``).
+        best_epoch: 1-based epoch whose weights were kept (never the initial ones; 0 only
+            when no epoch ran).
         best_dev_acc: dev accuracy of the kept weights.
         history: one dict per epoch: ``epoch``, ``train_loss``, ``dev_acc``, ``epsilon``.
         stopped_early: whether patience ran out.
@@ -126,7 +128,7 @@ def dp_train(
     from it (one written by another run is refused); it is deleted once training has
     ended.
     """
-    from opacus import PrivacyEngine
+    from opacus import GradSampleModule, PrivacyEngine
     from torch.utils.data import DataLoader, TensorDataset
 
     x, y = train.x.to(device), train.y.to(device)
@@ -141,8 +143,10 @@ def dp_train(
         engine = PrivacyEngine(accountant="rdp")
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed)
     work.train()  # Opacus refuses eval-mode models (the pipeline hands over eval copies)
+    # strict=False: the only buffers of trainable layers are frozen BatchNorm statistics,
+    # constants that convert_for_opacus checked (make_private would refuse any buffer).
     gsm, dp_opt, poisson_loader = engine.make_private(
-        module=work,
+        module=GradSampleModule(work, strict=False),
         optimizer=optimizer,
         data_loader=index_loader,
         noise_multiplier=noise_multiplier,
@@ -159,7 +163,10 @@ def dp_train(
             warnings.filterwarnings("ignore", message="Optimal order is the")
             return float(engine.accountant.get_epsilon(delta=delta, alphas=_RDP_ORDERS))
 
-    stopper = EarlyStopping(cfg.patience)
+    # Never keep the un-fine-tuned pruned model (PAPER.md, "Pruning"): the initial
+    # weights are no candidate (no update at epoch 0) and best_acc starts at -1, so the
+    # first DP epoch is kept unless a later one beats it.
+    stopper = EarlyStopping(cfg.patience, best_acc=-1.0)
     steps, start = 0, 0
     history: list[dict[str, float]] = []
     run = {
@@ -191,8 +198,6 @@ def dp_train(
             {**dict(zip(_HISTORY_KEYS, row, strict=True)), "epoch": int(row[0])}
             for row in state["history"].tolist()
         ]
-    else:
-        stopper.update(0, float(dev_accuracy(work, dx, dy)), work)
     epoch = start
     stopped_early = False
     bar = None

@@ -4,7 +4,8 @@ Per-sample clipping (``max_grad_norm``, the paper's 1.0) and Gaussian noise
 (``noise_multiplier``, swept over :data:`NOISE_MULTIPLIERS`) with Poisson sampling, the
 halved schedule with early stopping, and epsilon from Opacus's RDP accountant for every
 run. The authors' DP fine-tuning ran far too long, in eval mode, and never reported
-epsilon; this one does not copy that.
+epsilon; this one does not copy that. BatchNorm is frozen during DP fine-tuning
+(:func:`convert_for_opacus`), so every pruned weight and channel stays exactly zero.
 
 Example:
     >>> res = DPSGDParams(noise_multiplier=1.0).finetune(pruned, train, dev, cfg)  # doctest: +SKIP
@@ -14,14 +15,15 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from miakit._util import resolve_device
 from miakit.data import Data
@@ -35,9 +37,13 @@ __all__ = [
     "NOISE_MULTIPLIERS",
     "DPResult",
     "DPSGDParams",
+    "FrozenBatchNorm1d",
+    "FrozenBatchNorm2d",
+    "FrozenBatchNorm3d",
     "convert_for_opacus",
     "default_delta",
     "dp_finetune",
+    "unfreeze_batchnorm",
 ]
 
 NOISE_MULTIPLIERS: tuple[float, ...] = (0.01, 0.1, 1.0)
@@ -96,16 +102,14 @@ class DPSGDParams(DefenseParams):
         progress: bool = False,
         checkpoint: str | Path | None = None,
     ) -> DefenseResult:
-        """Fine-tune ``model`` with DP-SGD (:func:`dp_finetune`); pruned entries stay zero.
+        """Fine-tune ``model`` in place with DP-SGD (:func:`dp_finetune`); pruned entries stay zero.
 
-        Use ``result.model`` afterwards: a converted copy when Opacus had to replace
-        BatchNorm (see :meth:`rebuild`); a mask on a replaced BatchNorm goes with it.
-        ``checkpoint`` is :func:`dp_finetune`'s per-epoch checkpoint (resume after a kill).
+        ``result.model`` is ``model``, structure unchanged; ``checkpoint``: see there.
 
         Raises:
             RuntimeError: if a mask was lost or a pruned entry became non-zero.
         """
-        before = {(q, t): type(model.get_submodule(q)) for q, t in masked_names(model)}
+        before = masked_names(model)
         dp = dp_finetune(
             model,
             train,
@@ -116,11 +120,7 @@ class DPSGDParams(DefenseParams):
             checkpoint=checkpoint,
             **self.params(),
         )
-        # a module Opacus replaced (a masked BatchNorm) takes its mask with it
-        kept = {
-            (q, t) for (q, t), kind in before.items() if type(dp.model.get_submodule(q)) is kind
-        }
-        check_masks_kept(dp.model, kept)
+        check_masks_kept(dp.model, before)
         return DefenseResult(
             name=self.name,
             params=self.params(),
@@ -136,12 +136,9 @@ class DPSGDParams(DefenseParams):
         )
 
     def rebuild(self, model: nn.Module) -> nn.Module:
-        """``model`` as DP-SGD trains it: :func:`convert_for_opacus` (BatchNorm -> GroupNorm).
-
-        A cached DP model's ``state_dict`` loads into the result; a model that needs no
-        conversion is returned as is.
-        """
-        return convert_for_opacus(model)[0]
+        """``model`` as is: BatchNorm is frozen only while DP-SGD trains, so a cached DP
+        model's ``state_dict`` loads into a fresh model (after ``restore_masks``)."""
+        return model
 
 
 def default_delta(n_train: int) -> float:
@@ -156,39 +153,150 @@ def default_delta(n_train: int) -> float:
     return min(1e-5, 10.0 ** -math.ceil(math.log10(n_train)))
 
 
-def convert_for_opacus(model: nn.Module) -> tuple[nn.Module, list[str]]:
-    """An Opacus-compatible version of ``model`` and the list of modules converted.
+def _frozen_forward(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
+    """Eval-mode BatchNorm whatever ``self.training``: running statistics, never updated."""
+    self._check_input_dim(x)
+    return F.batch_norm(
+        x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+    )
 
-    BatchNorm cannot be trained with per-sample gradients; Opacus's
-    ``ModuleValidator.fix`` replaces it by GroupNorm, as Opacus recommends. A model
-    that needs nothing is returned as is (``[]``); otherwise a converted copy.
+
+class FrozenBatchNorm1d(nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` with frozen statistics: :func:`convert_for_opacus`."""
+
+    forward = _frozen_forward
+
+
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` with frozen statistics: :func:`convert_for_opacus`."""
+
+    forward = _frozen_forward
+
+
+class FrozenBatchNorm3d(nn.BatchNorm3d):
+    """``nn.BatchNorm3d`` with frozen statistics: :func:`convert_for_opacus`."""
+
+    forward = _frozen_forward
+
+
+_FROZEN: dict[type[nn.Module], type[nn.Module]] = {
+    nn.BatchNorm1d: FrozenBatchNorm1d,
+    nn.BatchNorm2d: FrozenBatchNorm2d,
+    nn.BatchNorm3d: FrozenBatchNorm3d,
+}
+_THAWED = {frozen: plain for plain, frozen in _FROZEN.items()}
+
+
+def _frozen_grad_sample(
+    layer: nn.modules.batchnorm._BatchNorm, activations: list[Tensor], backprops: Tensor
+) -> dict[nn.Parameter, Tensor]:
+    """Per-sample gradients of a frozen BatchNorm's ``gamma`` and ``beta`` (for Opacus).
+
+    ``y = gamma * x_hat + beta`` per channel with ``x_hat = (x - mean) / sqrt(var + eps)``
+    from the running statistics: ``dL/dgamma_i = sum(g * x_hat)``, ``dL/dbeta_i = sum(g)``
+    over sample ``i``'s positions.
     """
+    x = activations[0]
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    mean, var = layer.running_mean.view(shape), layer.running_var.view(shape)
+    out: dict[nn.Parameter, Tensor] = {}
+    if layer.weight is not None and layer.weight.requires_grad:
+        x_hat = (x - mean) * torch.rsqrt(var + layer.eps)
+        out[layer.weight] = torch.einsum("ni...->ni", x_hat * backprops)
+    if layer.bias is not None and layer.bias.requires_grad:
+        out[layer.bias] = torch.einsum("ni...->ni", backprops)
+    return out
+
+
+@functools.cache
+def _register_grad_sampler() -> None:
+    from opacus.grad_sample import register_grad_sampler
+
+    register_grad_sampler(list(_THAWED))(_frozen_grad_sample)
+
+
+def unfreeze_batchnorm(model: nn.Module) -> nn.Module:
+    """Undo :func:`convert_for_opacus` in place: every frozen BatchNorm is a plain one again."""
+    for module in model.modules():
+        plain = _THAWED.get(type(module))
+        if plain is not None:
+            module.__class__ = plain
+    return model
+
+
+def convert_for_opacus(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """Make ``model`` trainable by Opacus in place: freeze its BatchNorm layers.
+
+    Returns ``model`` and one line per frozen layer (``[]`` when there is none);
+    :func:`unfreeze_batchnorm` undoes it. BatchNorm in train mode mixes the samples of
+    a batch, which per-sample clipping cannot bound. Each ``nn.BatchNorm1d/2d/3d``
+    becomes, by a class swap that keeps its parameters, buffers, masks and
+    ``state_dict``, a ``FrozenBatchNorm*d``: eval-mode BatchNorm in every mode,
+    ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with the running statistics of
+    the (non-private) training before, never updated; ``gamma`` and ``beta`` are
+    trained with per-sample gradients (a grad sampler registered with Opacus).
+
+    Why not Opacus's ``ModuleValidator.fix`` (BatchNorm -> ``GroupNorm(gcd(32, C), C)``
+    with fresh ``gamma = 1``, ``beta = 0``): GroupNorm normalises a group of channels
+    together and drops BatchNorm's learned affine, so a pruned channel (zero filter, or
+    ``gamma = beta = 0`` after slimming) comes back as ``-mean_g / std_g`` of its group:
+    after slimming no channel stayed zero, after filter pruning only the channels whose
+    whole group was pruned did, and the swap also changed the function being fine-tuned.
+    Folding BatchNorm into the conv before it would keep filter masks, but not the
+    pre-activation BatchNorm of DenseNet (after a concatenation) nor slimming's masks on
+    ``gamma``/``beta``. A frozen BatchNorm keeps every channel separate: a masked
+    ``gamma``/``beta`` stays a zero channel, a zero filter stays zero, each mask stays on
+    its tensor under its name, DP fine-tuning starts from exactly the pruned model's
+    function, and the model keeps its structure, so a cached DP model loads into a fresh
+    one (PAPER.md, "The defense": "a BatchNorm-to-GroupNorm swap must not revive pruned
+    channels"). The frozen statistics are part of the non-private model before DP
+    fine-tuning, which epsilon does not cover anyway.
+
+    Raises:
+        ValueError: a BatchNorm without running statistics (``track_running_stats=False``),
+            or a module Opacus cannot train (the message lists them); ``model`` is then
+            left as it was.
+    """
+    from opacus.utils.module_utils import trainable_modules
     from opacus.validators import ModuleValidator
 
+    converted = []
+    for name, module in model.named_modules():
+        frozen = _FROZEN.get(type(module))
+        if frozen is None:
+            continue
+        if module.running_mean is None or module.running_var is None:
+            unfreeze_batchnorm(model)
+            raise ValueError(
+                f"DP-SGD freezes BatchNorm at its running statistics, but {name or 'the model'} "
+                f"({type(module).__name__}) has none (track_running_stats=False); train the "
+                "model with track_running_stats=True or replace that layer by GroupNorm"
+            )
+        converted.append(f"{name}: {type(module).__name__}({module.num_features}) frozen")
+        module.__class__ = frozen
+    _register_grad_sampler()
     was_training = model.training
     model.train()  # Opacus validates train-mode models only; an eval-mode one is not an error
     try:
-        if ModuleValidator.is_valid(model):
-            return model, []
-        fixed = ModuleValidator.fix(model)
+        errors = [str(e) for e in ModuleValidator.validate(model, strict=False)]
     finally:
         model.train(was_training)
-    fixed.train()  # a copy: BatchNorm -> GroupNorm(gcd(32, C), C)
-    before = dict(model.named_modules())
-    converted = []
-    for name, new in fixed.named_modules():
-        old = before.get(name)
-        if old is not None and type(old) is not type(new):
-            desc = repr(new).split("\n")[0]
-            desc = re.sub(r", eps=.*\)$", ")", desc)
-            converted.append(f"{name}: {type(old).__name__} -> {desc}")
-    errors = ModuleValidator.validate(fixed, strict=False)
+    # Opacus refuses trainable layers with buffers (state a private batch could update);
+    # a frozen BatchNorm's statistics are constants, every other such layer is refused.
+    constants = {id(b) for m in model.modules() if type(m) in _THAWED for b in m.buffers()}
+    errors += [
+        f"{name or 'the model'} ({type(m).__name__}) is trainable and holds buffers"
+        for name, m in trainable_modules(model)
+        if any(id(b) not in constants for b in m.buffers())
+    ]
     if errors:
+        unfreeze_batchnorm(model)
         raise ValueError(
-            f"Opacus cannot train this model even after ModuleValidator.fix: {errors}; "
-            "replace the listed modules by DP-compatible ones (see opacus.validators)"
+            f"Opacus cannot train this model: {errors}; replace the listed modules by "
+            "DP-compatible ones (see opacus.validators), and fold pruning masks in first "
+            "(miakit.prune.strip_masks, as dp_finetune does)"
         )
-    return fixed, converted
+    return model, converted
 
 
 def dp_finetune(
@@ -225,19 +333,19 @@ def dp_finetune(
       is not used: at the paper's small noise multipliers (0.1, 0.01) it overflows or
       tries to allocate tens of GiB. At 0.01 the RDP epsilon is astronomically large:
       such a run carries no meaningful formal guarantee, and the number says so.
+      epsilon covers this fine-tuning only, not the non-private training before it.
 
-    Models Opacus cannot train (BatchNorm) are converted with
-    ``opacus.validators.ModuleValidator.fix`` (BatchNorm -> GroupNorm with
-    ``gcd(32, C)`` groups and fresh affine parameters; running statistics are lost) and
-    the conversions are listed in ``converted``. The converted model is a copy: the input
-    is then left untouched and ``result.model`` is the one trained. Without conversion
-    the input is trained in place (``result.model is model``).
+    BatchNorm is frozen while DP-SGD trains (:func:`convert_for_opacus`), listed in
+    ``converted``; the model is trained in place, structure unchanged.
 
-    Pruned models: ``torch.nn.utils.prune`` reparametrisations (``weight_orig`` and
-    ``weight_mask``) are made permanent for training, the masks are re-imposed on the
-    weights after every optimizer step (the noisy gradient is dense), so pruned weights
-    stay exactly zero, and the reparametrisation is re-installed at the end. Structurally
-    pruned (smaller) models need nothing special.
+    Pruned models (every method of :data:`miakit.prune.PRUNERS`): the masks (on
+    Conv/Linear weights and biases, BatchNorm ``gamma``/``beta``) are folded in for
+    training, re-imposed after every optimizer step (the noisy gradient is dense), so
+    pruned weights and channels stay exactly zero, and re-installed at the end.
+
+    Post-pruning fine-tuning never keeps the un-fine-tuned pruned model (PAPER.md,
+    "Pruning": the authors start from ``best_acc = 0``): the initial weights are not a
+    candidate, the first DP epoch is always kept unless a later one beats it.
 
     Args:
         model: the pruned model to fine-tune.
@@ -259,12 +367,13 @@ def dp_finetune(
             uninterrupted run (on the same device). Deleted when training ends.
 
     Returns:
-        A :class:`DPResult`; ``result.model`` is left in eval mode with the best-dev
-        weights.
+        A :class:`DPResult`; ``result.model`` (``model``) is left in eval mode with the
+        best-dev weights.
 
     Raises:
         ValueError: on a non-positive or non-finite noise multiplier, clip norm or
-            delta, empty data, or a model Opacus cannot handle even after conversion.
+            delta, empty data, or a model Opacus cannot handle (see
+            :func:`convert_for_opacus`).
         RuntimeError: if ``checkpoint`` is unreadable or was written by another run
             (other ``cfg``, data sizes or DP options; delete it to restart).
     """
@@ -278,25 +387,28 @@ def dp_finetune(
 
     dev_ = resolve_device(device)
     gen = seed_everything(cfg.seed)
-    work, converted = convert_for_opacus(model)
-    work.to(dev_)
-    masks = strip_masks(work)  # on the copy when converted: the input stays intact
+    work = model.to(dev_)
+    masks = strip_masks(work)  # Opacus trains plain tensors; the masks are re-imposed
     try:
-        return dp_train(
-            work,
-            train,
-            dev,
-            cfg,
-            masks=masks,
-            converted=converted,
-            gen=gen,
-            device=dev_,
-            noise_multiplier=noise_multiplier,
-            max_grad_norm=max_grad_norm,
-            delta=delta,
-            progress=progress,
-            checkpoint=Path(checkpoint) if checkpoint is not None else None,
-        )
+        work, converted = convert_for_opacus(work)
+        try:
+            return dp_train(
+                work,
+                train,
+                dev,
+                cfg,
+                masks=masks,
+                converted=converted,
+                gen=gen,
+                device=dev_,
+                noise_multiplier=noise_multiplier,
+                max_grad_norm=max_grad_norm,
+                delta=delta,
+                progress=progress,
+                checkpoint=Path(checkpoint) if checkpoint is not None else None,
+            )
+        finally:
+            unfreeze_batchnorm(work)
     finally:
         reapply_masks(work, masks)
         work.eval()

@@ -140,6 +140,7 @@ DISPLAY_NAMES: dict[str, str] = {
     "victim_train_acc": "train accuracy",
     "victim_test_acc": "test accuracy",
     "victim_epsilon": "ε (DP-SGD)",
+    "victim_delta": "δ (DP-SGD)",
     "victim_label": "victim",
     "shadow_pruner": "shadow pruning method",
     "shadow_sparsity": "shadow sparsity",

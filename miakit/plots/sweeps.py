@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -136,6 +137,8 @@ def privacy_utility(
     xlabel: str | None = None,
     ylabel: str | None = None,
     facet: str | None = None,
+    epsilon: str = "victim_epsilon",
+    delta: str = "victim_delta",
     ax: Axes | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
@@ -154,6 +157,13 @@ def privacy_utility(
     defense the adaptive and the non-adaptive adversary train on the same shadows, so
     :func:`miakit.sweep.defense_grid` keeps one row of it.
 
+    Every DP point is labelled with its epsilon: a row with a value in the ``epsilon``
+    column gets ``"ε=9.4"`` beside it (after its ``label`` text), and the legend entry of
+    its ``hue`` level names the delta (``"DP-SGD (ε at δ=1e-05)"``) when the ``delta``
+    column gives one value for the level (else each point shows its own delta). A
+    DP-SGD row (``"dpsgd"`` in ``hue`` or ``victim_defense``) without an epsilon is an
+    error: epsilon covers the DP fine-tuning, and a DP point means nothing without it.
+
     Args:
         frame: one row per defended model x attack, with utility and attack columns
             (e.g. :func:`miakit.sweep.defense_grid` rows of one attack).
@@ -164,6 +174,8 @@ def privacy_utility(
         xlabel: the x-axis label (default from :data:`DISPLAY_NAMES`).
         ylabel: the y-axis label (default from :data:`DISPLAY_NAMES`).
         facet: a column giving one panel per level (``None``: one panel).
+        epsilon: the column of each row's DP epsilon (NaN/None for non-DP rows).
+        delta: the column of the delta each epsilon is at (optional in the table).
         ax: draw into these axes instead of a new figure (not with ``facet``).
         figsize: ``(width, height)`` of a new figure (with ``facet``: of the whole
             figure, default ``FULL_WIDTH`` wide).
@@ -173,9 +185,11 @@ def privacy_utility(
 
     Raises:
         KeyError: when a column is missing.
-        ValueError: on an empty table, non-numeric ``x`` or ``y``, or ``facet`` with ``ax``.
+        ValueError: on an empty table, non-numeric ``x`` or ``y``, ``facet`` with ``ax``,
+            or a DP-SGD row without an epsilon.
     """
     require_columns(frame, [x, y, hue, label, facet], "privacy_utility")
+    eps = _dp_epsilon(frame, hue, epsilon)
     if facet is not None:
         if ax is not None:
             raise ValueError(
@@ -201,6 +215,8 @@ def privacy_utility(
                     label=label,
                     xlabel=xlabel,
                     ylabel=ylabel,
+                    epsilon=epsilon,
+                    delta=delta,
                     ax=panel_ax,
                 )
                 panel_ax.set_title(display_name(level, facet), loc="right")
@@ -217,13 +233,16 @@ def privacy_utility(
             rows = (frame[hue] == h).to_numpy()
             kw = level_style(i).line_kwargs()
             px, py = xs[rows].to_numpy(dtype=float), ys[rows].to_numpy(dtype=float)
-            ax.plot(px, py, label=display_name(h, hue), markersize=4.0, **kw)
-            if label is not None:
-                for xi, yi, text in zip(px, py, frame[label][rows], strict=True):
-                    if pd.isna(text):
-                        continue
+            texts = _point_texts(frame[rows], label, eps[rows], delta)
+            name = display_name(h, hue)
+            deltas = _deltas(frame[rows], eps[rows], delta)
+            if len(deltas) == 1:
+                name = f"{name} (ε at δ={deltas[0]:g})"
+            ax.plot(px, py, label=name, markersize=4.0, **kw)
+            for xi, yi, text in zip(px, py, texts, strict=True):
+                if text:
                     ax.annotate(
-                        display_name(text, label),
+                        text,
                         (xi, yi),
                         xytext=(3, 3),
                         textcoords="offset points",
@@ -238,3 +257,46 @@ def privacy_utility(
             legend_title = f"{legend_title} (labels: {display_name(label)})"
         legend_above(ax, title=legend_title)
     return fig
+
+
+def _dp_epsilon(frame: pd.DataFrame, hue: str, epsilon: str) -> pd.Series:
+    """Each row's DP epsilon (NaN off DP); a DP-SGD row without one is an error."""
+    from miakit.defenses import DPSGDParams
+
+    eps = (
+        numeric(frame, epsilon, "privacy_utility")
+        if epsilon in frame.columns
+        else pd.Series(np.nan, index=frame.index)
+    )
+    dp = frame[hue] == DPSGDParams.name
+    if "victim_defense" in frame.columns:
+        dp |= frame["victim_defense"] == DPSGDParams.name
+    if (dp & eps.isna()).any():
+        raise ValueError(
+            f"privacy_utility: DP-SGD points need their epsilon, but column {epsilon!r} is "
+            f"{'missing' if epsilon not in frame.columns else 'empty on some of them'}; "
+            "keep the victim_epsilon column of miakit.tables / miakit.sweep tables, or "
+            "pass epsilon=<column>"
+        )
+    return eps
+
+
+def _deltas(rows: pd.DataFrame, eps: pd.Series, delta: str) -> list[float]:
+    """The distinct deltas of a level's DP rows (``[]``: no DP row or no delta column)."""
+    if delta not in rows.columns or not eps.notna().any():
+        return []
+    return sorted(set(pd.to_numeric(rows[delta][eps.notna()], errors="coerce").dropna()))
+
+
+def _point_texts(rows: pd.DataFrame, label: str | None, eps: pd.Series, delta: str) -> list[str]:
+    """The annotation of each point: its ``label`` text, then ``ε=...`` on DP points."""
+    several = len(_deltas(rows, eps, delta)) > 1
+    texts = []
+    for i, e in enumerate(eps):
+        parts = []
+        if label is not None and not pd.isna(rows[label].iloc[i]):
+            parts.append(display_name(rows[label].iloc[i], label))
+        if not pd.isna(e):
+            parts.append(f"ε={e:.3g}" + (f", δ={rows[delta].iloc[i]:g}" if several else ""))
+        texts.append(", ".join(parts))
+    return texts

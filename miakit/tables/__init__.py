@@ -5,7 +5,7 @@ columns (ARCHITECTURE.md, "Tidy, structured results"): the experiment's
 (``dataset``, ``arch``, ``seed``, ``split_seed``), the victim's
 (``victim_pruner`` — ``"none"`` for the original — ``victim_sparsity`` (requested),
 ``victim_realised_sparsity``, ``victim_defense``, ``victim_defense_<option>``,
-``victim_train_acc``, ``victim_test_acc``, ``victim_epsilon``), the shadows'
+``victim_train_acc``, ``victim_test_acc``, ``victim_epsilon``, ``victim_delta``), the shadows'
 (``shadow_pruner``, ``shadow_sparsity``, ``shadow_defense``, ...), the attack's
 (``attack``, ``attack_<option>``), ``adaptive`` (the shadows are the victim's
 variant), then :data:`miakit.metrics.RESULT_COLUMNS`. A defense option the row's

@@ -69,9 +69,11 @@ def split_table(exp: Experiment) -> pd.DataFrame:
 
 
 def model_columns(exp: Experiment, variant: Variant, role: str = "victim") -> dict[str, Any]:
-    """A model's columns: its variant, realised sparsity, accuracy and DP epsilon.
+    """A model's columns: its variant, realised sparsity, accuracy, DP epsilon and delta.
 
     Column names start with ``victim_`` for the victim and ``shadow_`` for a shadow.
+    ``<prefix>_epsilon`` and ``<prefix>_delta`` are a DP-SGD model's guarantee (of its
+    DP fine-tuning only, not of the non-private training before it); ``None`` otherwise.
     """
     prefix = "victim" if role == "victim" else "shadow"
     info = exp.model(role, variant).info
@@ -81,6 +83,7 @@ def model_columns(exp: Experiment, variant: Variant, role: str = "victim") -> di
         f"{prefix}_train_acc": info["train_acc"],
         f"{prefix}_test_acc": info["test_acc"],
         f"{prefix}_epsilon": info.get("defense_epsilon"),
+        f"{prefix}_delta": info.get("defense_delta"),
     }
 
 
@@ -108,7 +111,8 @@ def variants_table(exp: Experiment, variants: VariantsArg) -> pd.DataFrame:
     One row per variant x model: ``model`` (the role), ``variant`` (display label),
     ``pruner``, ``sparsity`` (requested), ``realised_sparsity``, ``sparsity_all`` (over
     every parameter), ``macs_fraction``, ``defense`` and its options, ``train_acc``,
-    ``test_acc``, ``gap``, ``epsilon``.
+    ``test_acc``, ``gap``, ``epsilon`` and ``delta`` (a DP-SGD model's guarantee, of its
+    DP fine-tuning only; ``None`` for other models).
     """
     rows = []
     for variant in _variants(variants):
@@ -128,6 +132,7 @@ def variants_table(exp: Experiment, variants: VariantsArg) -> pd.DataFrame:
                     "test_acc": info["test_acc"],
                     "gap": info["train_acc"] - info["test_acc"],
                     "epsilon": info.get("defense_epsilon"),
+                    "delta": info.get("defense_delta"),
                 }
             )
     return pd.DataFrame(rows)
@@ -168,7 +173,8 @@ def sparsity_table(exp: Experiment, variants: VariantsArg, role: str = "victim")
     ``test_acc``, ``gap``) with :meth:`miakit.prune.SparsityReport.summary` measured on
     the model: ``realised_sparsity`` (its ``sparsity``: zero Conv/Linear weights),
     ``sparsity_all``, ``channel_sparsity`` (zero BatchNorm channels, which the cache does
-    not hold), ``macs_fraction`` and the counts behind them.
+    not hold), ``macs_fraction`` and the counts behind them, then ``epsilon`` and
+    ``delta`` (a DP-SGD model's guarantee; ``None`` for other models).
     """
     rows = []
     for variant in _variants(variants):
@@ -187,6 +193,8 @@ def sparsity_table(exp: Experiment, variants: VariantsArg, role: str = "victim")
                 "gap": info["train_acc"] - info["test_acc"],
                 "realised_sparsity": summary.pop("sparsity"),
                 **summary,
+                "epsilon": info.get("defense_epsilon"),
+                "delta": info.get("defense_delta"),
             }
         )
     return pd.DataFrame(rows)
