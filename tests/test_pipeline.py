@@ -126,13 +126,13 @@ def test_nonadaptive_and_adaptive_defense(exp):
     assert adaptive.columns["shadow_defense"] == "ppb" and adaptive.columns["adaptive"]
 
 
-def test_dpsgd_variant_reloads_with_converted_norms(exp):
+def test_dpsgd_variant_reloads_with_its_frozen_norms(exp):
     dp = exp.variant(defense="dpsgd", noise_multiplier=1.0)
     first = exp.model("victim", dp)
     assert np.isfinite(first.info["defense_epsilon"]) and first.info["defense_converted"]
     again = Experiment(exp.config, store=exp.store, device="cpu").model("victim", dp)
     names = {type(m).__name__ for m in again.model.modules()}
-    assert "GroupNorm" in names and "BatchNorm2d" not in names
+    assert "BatchNorm2d" in names and "GroupNorm" not in names
     x = exp.data.x[:5]
     assert torch.allclose(first.model(x), again.model(x))
 

@@ -64,12 +64,13 @@ class DefenseResult:
         best_dev_acc: dev accuracy of the kept (best-dev) weights.
         epsilon: DP epsilon of the run at ``delta`` (``"dpsgd"`` only, else ``None``).
         delta: DP delta (``"dpsgd"`` only, else ``None``).
-        converted: modules Opacus converted (``"dpsgd"`` only; empty otherwise).
+        converted: the BatchNorm layers DP-SGD froze while it trained (``"dpsgd"`` only;
+            empty otherwise).
         best_epoch: 1-based epoch whose weights were kept (>= 1: a fine-tuned epoch).
         stopped_early: whether patience ran out.
         history: per-epoch dicts (``epoch``, ``train_loss``, ``dev_acc``[, ``epsilon``]).
-        model: the fine-tuned model: the input object, except for ``"dpsgd"`` when Opacus
-            converted modules (then a converted copy). Not part of :meth:`record`.
+        model: the fine-tuned model, the input object (trained in place). Not part of
+            :meth:`record`.
     """
 
     name: str

@@ -102,7 +102,7 @@ def finetune(
 
     Args:
         model: the pruned model (a dense model is fine-tuned all the same); trained in
-            place, except by DP-SGD when Opacus must convert it (use ``result.model``).
+            place by every defense (``result.model`` is the same object).
         train: the training data it was trained on (adversarial regularisation's members).
         dev: dev data for early stopping (and adversarial regularisation's non-members).
         cfg: the fine-tuning schedule.
