@@ -213,13 +213,13 @@ def test_privacy_utility_labels_dp_points_with_epsilon() -> None:
     assert [t.get_text() for t in ax.texts] == [
         "no defense",
         "λ=4",
-        "σ=0.1, ε=2.86e+03",
+        "σ=0.1, ε=2862",
         "σ=1, ε=9.4",
     ]
     assert "DP-SGD (ε at δ=1e-05)" in [line.get_label() for line in ax.lines]
     plt.close("all")
     ax = plots.privacy_utility(frame).axes[0]  # no label column: the epsilon alone
-    assert [t.get_text() for t in ax.texts] == ["ε=2.86e+03", "ε=9.4"]
+    assert [t.get_text() for t in ax.texts] == ["ε=2862", "ε=9.4"]
     plt.close("all")
     with pytest.raises(ValueError, match="epsilon"):
         plots.privacy_utility(frame.drop(columns="victim_epsilon"))

@@ -239,12 +239,12 @@ def privacy_utility(
             if len(deltas) == 1:
                 name = f"{name} (ε at δ={deltas[0]:g})"
             ax.plot(px, py, label=name, markersize=4.0, **kw)
-            for xi, yi, text in zip(px, py, texts, strict=True):
-                if text:
+            for j, (xi, yi, text) in enumerate(zip(px, py, texts, strict=True)):
+                if text:  # alternate above / below, so neighbouring points stay legible
                     ax.annotate(
                         text,
                         (xi, yi),
-                        xytext=(3, 3),
+                        xytext=(3, 3) if j % 2 == 0 else (3, -9),
                         textcoords="offset points",
                         fontsize=6.0,
                         color="0.2",
@@ -297,6 +297,7 @@ def _point_texts(rows: pd.DataFrame, label: str | None, eps: pd.Series, delta: s
         if label is not None and not pd.isna(rows[label].iloc[i]):
             parts.append(display_name(rows[label].iloc[i], label))
         if not pd.isna(e):
-            parts.append(f"ε={e:.3g}" + (f", δ={rows[delta].iloc[i]:g}" if several else ""))
+            value = f"{e:.0f}" if e >= 100 else f"{e:.3g}"
+            parts.append(f"ε={value}" + (f", δ={rows[delta].iloc[i]:g}" if several else ""))
         texts.append(", ".join(parts))
     return texts
