@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "miakit"
 #: Layer of each top-level module or package of miakit (ARCHITECTURE.md, "Layer order").
 LAYERS: dict[str, int] = {
     "_util": 0,
+    "checkpoint": 0,
     "lockfile": 0,
     "reported": 0,
     "data": 1,

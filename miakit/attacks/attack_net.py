@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miakit._util import atomic_write, resolve_device, seeded
+from miakit._util import resolve_device, seeded
+from miakit.checkpoint import (
+    check_same_run,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 
 __all__ = [
     "ATTACK_MOMENTUM",
@@ -124,19 +131,6 @@ def _as_float_tensor(features: Tensor | np.ndarray) -> Tensor:
     return x.to(torch.float32)
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """A checkpoint written by :func:`train_attack_model` (``weights_only``), or ``None``."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        return None
-    except Exception as err:  # a torn or foreign file: never silently used
-        raise RuntimeError(
-            f"attack-model checkpoint {path} is unreadable ({err}); delete it to restart "
-            "that training"
-        ) from err
-
-
 def train_attack_model(
     net: nn.Module,
     features: Tensor | np.ndarray,
@@ -227,7 +221,8 @@ def train_attack_model(
     used = n - 1 if (n % batch_size == 1) else n
     epoch_losses: list[Tensor] = []
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    state = _load_checkpoint(ckpt) if ckpt is not None else None
+    kind = "attack-model checkpoint"
+    state = load_checkpoint(ckpt, kind) if ckpt is not None else None
     run = {
         "shape": tuple(x.shape),
         "epochs": epochs,
@@ -237,11 +232,7 @@ def train_attack_model(
     }
     start = 0
     if state is not None:
-        if state["run"] != run:
-            raise RuntimeError(
-                f"attack-model checkpoint {ckpt} was written by another training "
-                f"({state['run']}, this one is {run}); delete it to restart"
-            )
+        check_same_run(ckpt, state, run, kind, other="training")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -250,9 +241,7 @@ def train_attack_model(
         start = int(state["epoch"])
     with seeded(seed, dev):
         if state is not None:  # the forked RNG (dropout) as it was after epoch `start`
-            torch.set_rng_state(state["torch_rng"])
-            if dev.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], dev)
+            restore_rng_state(state, dev)
         for epoch in range(start + 1, epochs + 1):
             perm = torch.randperm(n, generator=order).to(dev, non_blocking=True)
             total = torch.zeros((), device=dev)
@@ -296,11 +285,10 @@ def _save_state(
         # the milestones (a Counter) are rebuilt from `epochs`; the rest is plain values
         "scheduler": {k: v for k, v in sched.state_dict().items() if k != "milestones"},
         "order": order.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+        **rng_state(dev),
         "losses": torch.stack(losses).cpu(),
     }
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    save_checkpoint(path, state)
 
 
 @torch.inference_mode()
