@@ -278,8 +278,7 @@ class Experiment(ModelSteps):
         if memo in self._fitted:
             if self.trace is not None:  # a reuse is a request all the same
                 kind = "attack_model" if cls.persist else "fitted"
-                with self.trace.requested(key["step"], config_key(kind, key)):
-                    pass
+                self.trace.request(key["step"], config_key(kind, key))
             return self._fitted[memo]
 
         def fitted() -> Any:
@@ -295,19 +294,9 @@ class Experiment(ModelSteps):
                 attack.fit(shadow_inputs, refs)
             return attack
 
-        if cls.persist:
-            created: list[Any] = []
-
-            def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-                created.append(fitted())
-                return created[0].state()
-
-            tensors, meta = self._cached("attack_model", key, create)
-            attack = (
-                created[0]
-                if created
-                else cls.from_state(tensors, meta, self.attack_settings, **options)
-            )
+        if cls.persist:  # fitted or not, the attack is rebuilt from its verified entry
+            tensors, meta = self._cached("attack_model", key, lambda: fitted().state())
+            attack = cls.from_state(tensors, meta, self.attack_settings, **options)
         else:
             attack = self._traced_fit(key, fitted)
         self._fitted[memo] = attack
@@ -318,7 +307,8 @@ class Experiment(ModelSteps):
         if self.trace is None:
             return fitted()
         digest = config_key("fitted", key)
-        with self.trace.requested(key["step"], digest), self.trace.computing(digest):
+        self.trace.request(key["step"], digest)
+        with self.trace.computing(digest):
             return fitted()
 
     def attack(

@@ -80,15 +80,13 @@ class StepTrace:
         if self._stack:
             self.reads[self._stack[-1]].add(name)
 
-    @contextlib.contextmanager
-    def requested(self, step: str, digest: str) -> Iterator[None]:
+    def request(self, step: str, digest: str) -> None:
         """Record a request of artifact ``digest`` (by the innermost frame)."""
         if self._stack and self._stack[-1]:
             self.consumed[self._stack[-1]].add(digest)
         self.steps[digest] = step
         self.reads.setdefault(digest, set())
         self.consumed.setdefault(digest, set())
-        yield
 
     @contextlib.contextmanager
     def keying(self) -> Iterator[None]:

@@ -166,8 +166,8 @@ class ModelSteps:
             with trace.computing(digest):
                 return create()
 
-        with trace.requested(key["step"], digest):
-            return self.store.get_or_create(kind, key, traced)
+        trace.request(key["step"], digest)
+        return self.store.get_or_create(kind, key, traced)
 
     @derives_key
     def _base_key(self, role: str) -> dict[str, Any]:
