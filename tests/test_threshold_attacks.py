@@ -441,7 +441,7 @@ def test_families_and_titles_come_from_the_classes() -> None:
         "max_conf",
     )
     assert attacks.family("neural") == ("nn", "top3_nn", "nncls", "samia")
-    assert attacks.family("reference") == ("lira", "rmia")
+    assert attacks.family("reference") == ("lira", "lira_online", "rmia", "rmia_online")
     assert sorted(sum((attacks.family(f) for f in attacks.FAMILIES), ())) == sorted(attacks.ATTACKS)
     with pytest.raises(ValueError, match="unknown attack family"):
         attacks.family("oracle")

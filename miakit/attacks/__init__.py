@@ -10,22 +10,24 @@ a target model's signals returns :class:`~miakit.attacks.base.AttackScores`
 ``"neural"`` (fitted state kept through ``state()``/``from_state()``) or
 ``"reference"``; :func:`family` lists the names of one family.
 
-=============  ===========================================================  =============
-name           attack                                                       module
-=============  ===========================================================  =============
-``gap``        member iff correctly classified                              threshold
-``conf``       class-wise threshold on p_y                                  threshold
-``xent``       class-wise threshold on prediction entropy                   threshold
-``mentr``      class-wise threshold on modified entropy (Song & Mittal)     threshold
-``top1_conf``  global threshold on p_y (the paper's Top1-conf, see below)   threshold
-``nn``         attack MLP on the posterior vector                           neural
-``top3_nn``    attack MLP on the three largest posteriors                   neural
-``nncls``      attack MLP on posterior + one-hot label                      neural
-``samia``      self-attention over (p_c, s_c, y_c) tokens (the paper's)     samia
-``max_conf``   global threshold on the largest posterior (not the paper's)  threshold
-``lira``       offline LiRA (Carlini et al. 2022)                           lira
-``rmia``       offline RMIA (Zarifzadeh et al. 2024)                        rmia
-=============  ===========================================================  =============
+===============  ===========================================================  ===========
+name             attack                                                       module
+===============  ===========================================================  ===========
+``gap``          member iff correctly classified                              threshold
+``conf``         class-wise threshold on p_y                                  threshold
+``xent``         class-wise threshold on prediction entropy                   threshold
+``mentr``        class-wise threshold on modified entropy (Song & Mittal)     threshold
+``top1_conf``    global threshold on p_y (the paper's Top1-conf, see below)   threshold
+``nn``           attack MLP on the posterior vector                           neural
+``top3_nn``      attack MLP on the three largest posteriors                   neural
+``nncls``        attack MLP on posterior + one-hot label                      neural
+``samia``        self-attention over (p_c, s_c, y_c) tokens (the paper's)     samia
+``max_conf``     global threshold on the largest posterior (not the paper's)  threshold
+``lira``         offline LiRA (Carlini et al. 2022)                           lira
+``lira_online``  online LiRA, per-sample IN and OUT Gaussians                 lira_online
+``rmia``         offline RMIA (Zarifzadeh et al. 2024)                        rmia
+``rmia_online``  online RMIA, ``Pr(x)`` over IN and OUT references            rmia_online
+===============  ===========================================================  ===========
 
 The paper's eight existing attacks are :data:`BASELINES`. ``top1_conf`` is the
 paper's Top1-conf as the authors' code computes it, one global threshold on the
@@ -46,8 +48,10 @@ from miakit.attacks.base import (
     ReferenceSignals,
 )
 from miakit.attacks.lira import LiRA
+from miakit.attacks.lira_online import LiRAOnline
 from miakit.attacks.neural import NN, NNCls, Top3NN
 from miakit.attacks.rmia import RMIA
+from miakit.attacks.rmia_online import RMIAOnline
 from miakit.attacks.samia import SAMIA
 from miakit.attacks.threshold import Conf, Gap, MaxConf, Mentr, Top1Conf, Xent
 from miakit.attacks.threshold_search import ThresholdFit, best_threshold
@@ -69,10 +73,13 @@ __all__ = [
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
-    for cls in (Gap, Conf, Xent, Mentr, Top1Conf, NN, Top3NN, NNCls, SAMIA, MaxConf, LiRA, RMIA)
+    for cls in (
+        *(Gap, Conf, Xent, Mentr, Top1Conf, NN, Top3NN, NNCls, SAMIA),
+        *(MaxConf, LiRA, LiRAOnline, RMIA, RMIAOnline),
+    )
 }
 """Every attack by name, in the paper's order (:data:`BASELINES`, then SAMIA), then the
-attacks beyond the paper (Max-conf, LiRA, RMIA)."""
+attacks beyond the paper (Max-conf, LiRA offline and online, RMIA offline and online)."""
 
 BASELINES: tuple[str, ...] = ("gap", "conf", "xent", "mentr", "top1_conf", "nn", "top3_nn", "nncls")
 """The paper's eight existing attacks (PAPER.md, "The eight existing attacks").

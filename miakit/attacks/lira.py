@@ -40,11 +40,14 @@ from miakit.attacks.signals import logit_confidence, out_mean
 __all__ = [
     "MIN_STD",
     "LiRA",
+    "check_phi",
+    "gaussian_std",
     "inputs_phi",
     "lira_offline",
     "lira_out_gaussian",
     "lira_score",
     "logit_confidence",
+    "matching_phi",
 ]
 
 #: Floor on the OUT standard deviation, so identical reference values give finite scores.
@@ -62,7 +65,8 @@ def inputs_phi(inputs: AttackInputs, *, use_logits: bool | None = None) -> np.nd
     return inputs.phi(use_logits)
 
 
-def _check_finite(*arrays: np.ndarray) -> None:
+def check_phi(*arrays: np.ndarray) -> None:
+    """Raise ``ValueError`` unless every array of ``phi`` values is finite."""
     if not all(np.isfinite(a).all() for a in arrays):
         raise ValueError("phi values must be finite; compute them with logit_confidence")
 
@@ -89,25 +93,45 @@ def lira_out_gaussian(
         is_in = np.asarray(reference_in, dtype=bool)
         if is_in.shape != r.shape:
             raise ValueError(f"reference_in must have shape {r.shape} like reference_phi")
-    out = ~is_in
     mu = out_mean(r, is_in, attack="LiRA")
-    count = out.sum(axis=0)
-    sq = np.where(out, (r - mu) ** 2, 0.0)
+    return mu, gaussian_std(r, ~is_in, mu, fix_variance=fix_variance, which="OUT")
+
+
+def gaussian_std(
+    values: np.ndarray, mask: np.ndarray, mu: np.ndarray, *, fix_variance: bool, which: str
+) -> float | np.ndarray:
+    """The spread of LiRA's Gaussian over the values where ``mask`` is True.
+
+    ``fix_variance``: one global value, the pooled within-sample standard deviation
+    ``sqrt(sum of squared deviations from each sample's own mean / (number of values -
+    number of samples))``, or, with no degrees of freedom left (one value per sample),
+    the standard deviation of all values; else the unbiased per-sample value (at least 2
+    values per sample).
+
+    Args:
+        values: ``(S, N)`` reference models' ``phi``.
+        mask: ``(S, N)`` bool, the values that belong to this Gaussian (IN or OUT).
+        mu: ``(N,)`` each sample's mean over its masked values.
+        fix_variance: One global standard deviation (True) or one per sample (False).
+        which: ``"IN"`` or ``"OUT"``, for the error message.
+
+    Raises:
+        ValueError: ``fix_variance=False`` and a sample has fewer than 2 masked values.
+    """
+    count = mask.sum(axis=0)
+    sq = np.where(mask, (values - mu) ** 2, 0.0)
     if fix_variance:
         dof = int(count.sum() - count.shape[0])
         if dof > 0:
-            std = math.sqrt(float(sq.sum()) / dof)
-        else:
-            std = float(r[out].std())
-    else:
-        if (count < 2).any():
-            raise ValueError(
-                "per-sample variance (fix_variance=False) needs at least 2 OUT reference values "
-                f"per sample, but {int((count < 2).sum())} samples have fewer; use "
-                "fix_variance=True or more reference models"
-            )
-        std = np.sqrt(sq.sum(axis=0) / (count - 1))
-    return mu, std
+            return math.sqrt(float(sq.sum()) / dof)
+        return float(values[mask].std())
+    if (count < 2).any():
+        raise ValueError(
+            f"per-sample variance (fix_variance=False) needs at least 2 {which} reference values "
+            f"per sample, but {int((count < 2).sum())} samples have fewer; use "
+            "fix_variance=True or more reference models"
+        )
+    return np.sqrt(sq.sum(axis=0) / (count - 1))
 
 
 def lira_score(target_phi: np.ndarray, mu: np.ndarray, std: float | np.ndarray) -> np.ndarray:
@@ -163,7 +187,7 @@ def lira_offline(
             f"need target_phi (N,) and reference_phi (S, N) on the same N samples; got "
             f"{t.shape} and {r.shape}"
         )
-    _check_finite(t, r)
+    check_phi(t, r)
     mu, std = lira_out_gaussian(r, reference_in, fix_variance=fix_variance)
     return lira_score(t, mu, std)
 
@@ -218,7 +242,7 @@ class LiRA(Attack):
         """
         refs = self._need("ReferenceSignals", references)
         phi = np.ascontiguousarray(refs.phi.T)  # the kernels' (S, N)
-        _check_finite(phi)
+        check_phi(phi)
         self.mu_, self.std_ = lira_out_gaussian(
             phi, np.ascontiguousarray(refs.is_in.T), fix_variance=self.fix_variance
         )
@@ -231,11 +255,21 @@ class LiRA(Attack):
         if refs is None:
             raise ValueError("LiRA is not fitted; call fit(None, references) first")
         refs.check_target(target, self.name)
-        if refs.phi_from_logits and target.logits is None:
-            raise ValueError(
-                "the references' phi was computed from logits but the target has logits=None; "
-                "give the target's logits or build the references from posteriors only"
-            )
-        t = target.phi(refs.phi_from_logits)
-        _check_finite(t)
-        return lira_score(t, self.mu_, self.std_)
+        return lira_score(matching_phi(refs, target), self.mu_, self.std_)
+
+
+def matching_phi(refs: ReferenceSignals, target: AttackInputs) -> np.ndarray:
+    """The target's ``phi`` in the form the references' ``phi`` took (logits or posteriors).
+
+    Raises:
+        ValueError: the references' ``phi`` came from logits and the target has none,
+            or the values are not finite.
+    """
+    if refs.phi_from_logits and target.logits is None:
+        raise ValueError(
+            "the references' phi was computed from logits but the target has logits=None; "
+            "give the target's logits or build the references from posteriors only"
+        )
+    t = target.phi(refs.phi_from_logits)
+    check_phi(t)
+    return t

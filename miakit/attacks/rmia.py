@@ -24,6 +24,9 @@ applied to ``x`` and ``z`` alike, as the authors' Privacy Meter code does
 and ``gamma = 1`` (its ``ratios > 1.0``; here ``>=``, as in the paper's
 definition, which only changes exact ties).
 
+Online RMIA, with references that trained on the target samples, is
+:mod:`miakit.attacks.rmia_online`.
+
 The reference signals arrive in :meth:`RMIA.fit` as
 :class:`~miakit.attacks.base.ReferenceSignals`; ``fit`` computes the offline
 marginals ``Pr(x)`` and sorts the population's ratios once, and ``score`` only
@@ -47,7 +50,11 @@ from miakit.attacks.signals import out_mean
 __all__ = [
     "DIVISION_FLOOR",
     "RMIA",
+    "check_rmia_arrays",
+    "check_rmia_options",
+    "fitted_scores",
     "offline_marginal",
+    "reference_arrays",
     "rmia_count",
     "rmia_fit",
     "rmia_scores",
@@ -130,6 +137,21 @@ def rmia_scores(
         ValueError: On shape mismatches, invalid probabilities, ``a`` outside
             ``[0, 1]``, ``gamma <= 0`` or an empty population.
     """
+    t, r, pt, pr = check_rmia_arrays(
+        target_py, reference_py, population_target_py, population_reference_py
+    )
+    check_rmia_options(a, gamma)
+    marginal_x, ratio_z = rmia_fit(r, pt, pr, a=a, reference_in=reference_in)
+    return rmia_count(t / np.maximum(marginal_x, DIVISION_FLOOR), ratio_z, gamma)
+
+
+def check_rmia_arrays(
+    target_py: np.ndarray,
+    reference_py: np.ndarray,
+    population_target_py: np.ndarray,
+    population_reference_py: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four ``p_y`` arrays of :func:`rmia_scores` as float64, checked."""
     t = _check_py("target_py", target_py, 1)
     r = _check_py("reference_py", reference_py, 2)
     pt = _check_py("population_target_py", population_target_py, 1)
@@ -141,9 +163,7 @@ def rmia_scores(
         )
     if pt.shape[0] == 0:
         raise ValueError("RMIA needs a non-empty population of known non-members")
-    _check_options(a, gamma)
-    marginal_x, ratio_z = rmia_fit(r, pt, pr, a=a, reference_in=reference_in)
-    return rmia_count(t / np.maximum(marginal_x, DIVISION_FLOOR), ratio_z, gamma)
+    return t, r, pt, pr
 
 
 def rmia_fit(
@@ -201,7 +221,8 @@ def rmia_count(ratio_x: np.ndarray, ratio_z: np.ndarray, gamma: float = 1.0) -> 
     return count / z
 
 
-def _check_options(a: float, gamma: float) -> None:
+def check_rmia_options(a: float, gamma: float) -> None:
+    """Raise ``ValueError`` unless ``0 <= a <= 1`` and ``gamma > 0``."""
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"the offline coefficient a must lie in [0, 1], got {a}")
     if not gamma > 0:
@@ -239,7 +260,7 @@ class RMIA(Attack):
     ratio_z_: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_options(self.a, self.gamma)
+        check_rmia_options(self.a, self.gamma)
         self.threshold = float(self.beta)
 
     def fit(
@@ -253,11 +274,7 @@ class RMIA(Attack):
                 population, and the target model on the population.
         """
         refs = self._need("ReferenceSignals", references)
-        r = _check_py("reference p_y", np.ascontiguousarray(refs.p_y.T), 2)
-        pr = _check_py("population_reference_py", np.ascontiguousarray(refs.population_p_y.T), 2)
-        pt = _check_py("population_target_py", refs.target_population_p_y, 1)
-        if pt.shape[0] == 0:
-            raise ValueError("RMIA needs a non-empty population of known non-members")
+        r, pt, pr = reference_arrays(refs)
         self.marginal_x_, self.ratio_z_ = rmia_fit(
             r, pt, pr, a=self.a, reference_in=np.ascontiguousarray(refs.is_in.T)
         )
@@ -266,9 +283,38 @@ class RMIA(Attack):
 
     def score_values(self, target: AttackInputs) -> np.ndarray:
         """RMIA scores of the target model on the reference samples, ``(N,)`` in ``[0, 1]``."""
-        if self.references_ is None:
-            raise ValueError("RMIA is not fitted; call fit(None, references) first")
-        self.references_.check_target(target, self.name)
-        t = _check_py("target_py", target.p_y, 1)
-        ratio_x = t / np.maximum(self.marginal_x_, DIVISION_FLOOR)
-        return rmia_count(ratio_x, self.ratio_z_, self.gamma)
+        fitted = (self.references_, self.marginal_x_, self.ratio_z_)
+        return fitted_scores(self, fitted, target, self.gamma)
+
+
+def reference_arrays(refs: ReferenceSignals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernels' ``(reference_py (S, N), population_target_py (Z,), population_reference_py
+    (S, Z))`` of ``refs``, checked (finite probabilities, a non-empty population)."""
+    r = _check_py("reference p_y", np.ascontiguousarray(refs.p_y.T), 2)
+    pr = _check_py("population_reference_py", np.ascontiguousarray(refs.population_p_y.T), 2)
+    pt = _check_py("population_target_py", refs.target_population_p_y, 1)
+    if pt.shape[0] == 0:
+        raise ValueError("RMIA needs a non-empty population of known non-members")
+    return r, pt, pr
+
+
+def fitted_scores(
+    attack: Attack,
+    fitted: tuple[ReferenceSignals | None, np.ndarray | None, np.ndarray | None],
+    target: AttackInputs,
+    gamma: float,
+) -> np.ndarray:
+    """A fitted RMIA's (offline or online) scores of ``target``: :func:`rmia_count`.
+
+    Args:
+        attack: the attack, for its name and title in error messages.
+        fitted: its ``(references, marginal_x, ratio_z)``; ``None`` entries = not fitted.
+        target: the target model on the references' samples (checked by ``sample_ids``).
+        gamma: the pairwise likelihood-ratio threshold.
+    """
+    refs, marginal_x, ratio_z = fitted
+    if refs is None or marginal_x is None or ratio_z is None:
+        raise ValueError(f"{attack.title} is not fitted; call fit(None, references) first")
+    refs.check_target(target, attack.name)
+    t = _check_py("target_py", target.p_y, 1)
+    return rmia_count(t / np.maximum(marginal_x, DIVISION_FLOOR), ratio_z, gamma)
