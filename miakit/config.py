@@ -66,6 +66,11 @@ class ExperimentConfig:
             ``(name, value)`` pairs (e.g. ``(("num_samples", 8000),)`` for mnist1d).
         split_seed: seed of the victim/shadow split (PAPER.md: 7).
         num_shadows: number of shadow models (PAPER.md: 5).
+        num_references: number of reference models for LiRA and RMIA (beyond the paper;
+            Carlini et al. 2022): reference ``i`` trains on a random half of the
+            victim's candidates (:func:`miakit.splits.reference_split`), so online
+            LiRA/RMIA have IN and OUT models for every target sample. ``0``: the
+            shadows serve as (all-OUT) references, offline variants only.
         seed: base seed of model initialisation and batch order; the victim
             uses ``seed``, shadow ``i`` uses ``seed + 1 + i``.
         train: training hyper-parameters of the victim and every shadow.
@@ -87,6 +92,7 @@ class ExperimentConfig:
     dataset_options: tuple[tuple[str, Any], ...] = ()
     split_seed: int = 7
     num_shadows: int = 5
+    num_references: int = 0
     seed: int = 0
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: TrainConfig | None = None
@@ -141,6 +147,11 @@ class ExperimentConfig:
             raise ValueError(f"split_seed must be a non-negative integer, got {self.split_seed!r}")
         if self.num_shadows < 1:
             raise ValueError(f"num_shadows must be an integer >= 1, got {self.num_shadows!r}")
+        if self.num_references < 0 or self.num_references == 1:
+            raise ValueError(
+                f"num_references must be 0 (the shadows serve as references) or >= 2 (IN "
+                f"and OUT models per sample), got {self.num_references!r}"
+            )
         object.__setattr__(self, "sparsity", check_sparsity(self.sparsity))
         if self.sensitivity_m < 1 or not self.sensitivity_eps > 0:
             raise ValueError("sensitivity_m must be >= 1 and sensitivity_eps > 0")
@@ -246,6 +257,7 @@ PROFILES: dict[str, Profile] = {
                 dataset="digits",
                 arch="small_cnn",
                 num_shadows=2,
+                num_references=4,
                 train=TrainConfig(epochs=2, patience=0),
                 sensitivity_m=2,
                 attack_epochs=2,
@@ -267,6 +279,7 @@ PROFILES: dict[str, Profile] = {
                 arch="mlp",
                 dataset_options=(("num_samples", 8000),),
                 num_shadows=5,
+                num_references=64,
                 train=TrainConfig(epochs=60, patience=10),
                 attack_epochs=10,
                 attack_lr=1e-2,
@@ -286,6 +299,7 @@ PROFILES: dict[str, Profile] = {
                 dataset="cifar10",
                 arch="densenet121",
                 num_shadows=5,
+                num_references=16,
                 train=TrainConfig(epochs=100, patience=5),
                 attack_epochs=100,
             ),

@@ -143,20 +143,30 @@ class Experiment(ModelSteps):
     def shadow_signals(self, variant: Variant = ORIGINAL) -> AttackInputs:
         """All shadows' signals on their own members and non-members, pooled."""
         roles = self.roles()[1:]
+        self.prefetch(roles, variant)
         return AttackInputs.concat([self.signals(r, variant) for r in roles])
+
+    def attack_roles(self) -> list[str]:
+        """The reference models of LiRA and RMIA: ``ref0..`` when ``num_references > 0``,
+        else the shadows (all OUT on the victim's samples: offline variants only)."""
+        return self.reference_roles() or self.roles()[1:]
 
     def references(
         self, victim: Variant = ORIGINAL, shadows: Variant | None = None
     ) -> ReferenceSignals:
-        """The shadows (as reference models) on the victim's samples and on the population.
+        """The reference models on the victim's samples and on the population.
 
-        LiRA's and RMIA's input (samples x models): each shadow's signals on the
-        victim's members and non-members (``is_in`` from the shadow's own split),
-        each shadow's and the victim's ``p_y`` on the population (the victim's dev
-        split, non-members of every model).
+        LiRA's and RMIA's input (samples x models): each reference model's signals on
+        the victim's members and non-members (``is_in`` from its own split: the
+        ``num_references`` models of :func:`~miakit.splits.reference_split` are IN for
+        about half of them, shadows for none), each one's and the victim's ``p_y`` on
+        the population (the victim's dev split, non-members of every model). The
+        references are in the ``shadows`` variant (default: the victim's), pruned the
+        same way as the shadows would be.
         """
         shadows = victim if shadows is None else shadows
-        roles = self.roles()[1:]
+        roles = self.attack_roles()
+        self.prefetch(roles, shadows)
         return ReferenceSignals.from_inputs(
             [self.signals(r, shadows, "victim") for r in roles],
             [self.signals(r, shadows, "population") for r in roles],
@@ -193,6 +203,11 @@ class Experiment(ModelSteps):
         if name not in ATTACKS:
             raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
         shadows = victim if shadows is None else shadows
+        if shadows == victim:  # the victim trains with its shadows or references
+            helpers = (
+                self.attack_roles() if "references" in ATTACKS[name].uses else self.roles()[1:]
+            )
+            self.prefetch(["victim", *helpers], victim)
         target = self.signals("victim", victim)
         key = self._attack_key(name, victim, shadows, options)
 
@@ -256,7 +271,9 @@ class Experiment(ModelSteps):
             inputs["shadows"] = [self._signals_key(r, shadows, "own") for r in roles]
         if "references" in cls.uses:
             inputs["references"] = [
-                self._signals_key(r, shadows, s) for r in roles for s in ("victim", "population")
+                self._signals_key(r, shadows, s)
+                for r in self.attack_roles()
+                for s in ("victim", "population")
             ]
             inputs["population"] = self._signals_key("victim", victim, "population")
         step = "fit_network" if cls.persist else "fit"

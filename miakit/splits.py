@@ -23,6 +23,7 @@ __all__ = [
     "Split",
     "Splits",
     "paper_splits",
+    "reference_split",
     "split_sizes",
 ]
 
@@ -221,3 +222,39 @@ def paper_splits(n: int, *, seed: int = 7, num_shadows: int = 5) -> Splits:
         victim=split_half(victim_half, seed),
         shadows=tuple(split_half(shadow_half, seed + i) for i in range(num_shadows)),
     )
+
+
+def reference_split(victim: Split, index: int, *, seed: int = 7) -> Split:
+    """Reference model ``index``'s split for online LiRA / RMIA (beyond the paper).
+
+    Carlini et al. (2022) train each reference model on a random half of a pool that
+    holds the target samples, so every target sample is IN for about half of the
+    references. Here the pool is the victim's candidates, its members and non-members
+    (``victim.train`` and ``victim.test``), and the halves come in complementary pairs:
+    references ``2j`` and ``2j + 1`` split one random permutation (drawn by
+    ``numpy.random.default_rng([seed, j])``) between them, ``2j`` training on the first
+    ``len(victim.train)`` candidates (the victim's training-set size) and ``2j + 1`` on
+    the rest. So with ``2p`` references every target sample is IN for exactly ``p`` and
+    OUT for ``p`` (random halves leave a sample with no IN model with probability
+    ``2**-S``), and each reference's ``test`` is its partner's ``train``. The ``dev``
+    split (early stopping) is the victim's, so RMIA's population (the victim's dev)
+    stays a non-member of every model. References trained on the shadow half alone
+    would be OUT for every target sample and leave online LiRA no IN distribution.
+
+    Args:
+        victim: The victim's split.
+        index: Which reference (0, 1, ...); reference ``i`` does not depend on how many
+            there are.
+        seed: The split seed.
+
+    Returns:
+        A :class:`Split` of pool indices, ``train`` and ``test`` sorted.
+    """
+    if isinstance(index, bool) or not isinstance(index, int | np.integer) or index < 0:
+        raise ValueError(f"index must be a non-negative int, got {index!r}.")
+    candidates = np.sort(np.concatenate([victim.train, victim.test]))
+    order = np.random.default_rng([int(seed), int(index) // 2]).permutation(len(candidates))
+    k = len(victim.train)
+    first, rest = np.sort(candidates[order[:k]]), np.sort(candidates[order[k:]])
+    train, test = (first, rest) if index % 2 == 0 else (rest, first)
+    return Split(train=train, dev=victim.dev.copy(), test=test)

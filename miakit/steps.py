@@ -15,7 +15,7 @@ reloading is ``variant.defense.rebuild``, :func:`~miakit.prune.restore_masks`,
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -32,9 +32,17 @@ from miakit.defenses import DefenseParams, make_defense
 from miakit.keys import STEP_FIELDS, STEP_VERSIONS, StepTrace, derives_key
 from miakit.models import ARCHS, build_model
 from miakit.prune import prune_model, restore_masks, sparsity_report
-from miakit.splits import Split
+from miakit.splits import Split, reference_split
 from miakit.store import Store, config_key
-from miakit.train import FitResult, accuracy, fit, resolve_device
+from miakit.train import (
+    FitResult,
+    accuracy,
+    batch_groups,
+    batching_pays,
+    fit,
+    fit_many,
+    resolve_device,
+)
 from miakit.variants import ORIGINAL, Variant
 
 __all__ = ["STEP_FIELDS", "STEP_VERSIONS", "ModelSteps", "StepTrace", "TrainedModel"]
@@ -44,6 +52,10 @@ __all__ = ["STEP_FIELDS", "STEP_VERSIONS", "ModelSteps", "StepTrace", "TrainedMo
 def _splits(n: int, seed: int, count: int) -> Splits:
     """The paper's split with ``count`` shadows (shadow ``i`` does not depend on ``count``)."""
     return paper_splits(n, seed=seed, num_shadows=count)
+
+
+#: Offset of the reference models' seeds from the experiment's ``seed``.
+_REFERENCE_SEED = 100_000
 
 
 @dataclass
@@ -67,6 +79,7 @@ class ModelSteps:
         data_root: str | Path | None = None,
         progress: bool = False,
         threads: int | str | None = "auto",
+        batch: bool | str = "auto",
     ) -> None:
         self.config = config
         self.store = store or Store()
@@ -78,6 +91,9 @@ class ModelSteps:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be 'auto', None or an int >= 1, got {threads!r}")
         self.threads = threads
+        if batch not in ("auto", True, False):
+            raise ValueError(f"batch must be 'auto', True or False, got {batch!r}")
+        self.batch = batch
         self.trace: StepTrace | None = None
         self._fitted: dict[str, Any] = {}
         self._data: tuple[Any, Data] | None = None
@@ -101,18 +117,29 @@ class ModelSteps:
         """``["victim", "shadow0", ...]``."""
         return ["victim"] + [f"shadow{i}" for i in range(self.config.num_shadows)]
 
+    def reference_roles(self) -> list[str]:
+        """``["ref0", ...]``: the ``num_references`` reference models (empty by default)."""
+        return [f"ref{i}" for i in range(self.config.num_references)]
+
     @derives_key
     def check_role(self, role: str) -> str:
-        """``role`` if it is one of :meth:`roles`, else a ValueError listing them."""
-        if role not in self.roles():
-            raise ValueError(f"unknown role {role!r}; roles are {self.roles()}")
+        """``role`` if it is in :meth:`roles` or :meth:`reference_roles`, else a ValueError."""
+        if role not in self.roles() and role not in self.reference_roles():
+            raise ValueError(
+                f"unknown role {role!r}; roles are {self.roles()} and "
+                f"{self.config.num_references} reference models ref0, ref1, ... "
+                "(set num_references for more)"
+            )
         return role
 
     def _split(self, role: str) -> Split:
         """A role's split; shadow ``i``'s depends on the split seed and ``i`` only."""
         self.check_role(role)
+        victim = _splits(len(self.data), self.config.split_seed, 1).victim
         if role == "victim":
-            return _splits(len(self.data), self.config.split_seed, 1).victim
+            return victim
+        if role.startswith("ref"):
+            return reference_split(victim, int(role[3:]), seed=self.config.split_seed)
         i = int(role[6:])
         return _splits(len(self.data), self.config.split_seed, i + 1).shadows[i]
 
@@ -122,8 +149,13 @@ class ModelSteps:
         return self.data.subset(s.train), self.data.subset(s.dev), self.data.subset(s.test)
 
     def role_seed(self, role: str) -> int:
-        """Init/batch-order seed: victim ``seed``, shadow ``i`` ``seed + 1 + i``."""
-        return self.config.seed if role == "victim" else self.config.seed + 1 + int(role[6:])
+        """Init/batch-order seed: victim ``seed``, shadow ``i`` ``seed + 1 + i``, reference
+        ``i`` ``seed + 100_000 + i`` (apart from the shadows' for any practical count)."""
+        if role == "victim":
+            return self.config.seed
+        if role.startswith("ref"):
+            return self.config.seed + _REFERENCE_SEED + int(role[3:])
+        return self.config.seed + 1 + int(role[6:])
 
     # -- keys and the cache ------------------------------------------------------------------
     @derives_key
@@ -208,7 +240,7 @@ class ModelSteps:
             seed = self.role_seed(role)
             torch.manual_seed(seed)
             model = self.new_model()  # initialised under the role's seed
-            result: FitResult = fit(
+            result = fit(
                 model,
                 train,
                 dev,
@@ -218,15 +250,7 @@ class ModelSteps:
                 checkpoint=self.store.scratch("model", key, "ckpt"),
                 desc=f"train {role}",
             )
-            info = {
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "best_dev_acc": result.best_dev_acc,
-                "train_acc": accuracy(model, train, device=self.device),
-                "test_acc": accuracy(model, test, device=self.device),
-                "history": [list(h.values()) for h in result.history],
-            }
-            return model.cpu().state_dict(), info
+            return model.cpu().state_dict(), self._info(model, result, train, test)
 
         tensors, info = self._cached("model", key, create)
         model = self.new_model()
@@ -239,6 +263,7 @@ class ModelSteps:
 
     def shadows(self) -> list[TrainedModel]:
         """All shadow models, each trained on its own re-split of the shadow half."""
+        self.prefetch(self.roles()[1:])
         return [self.trained(f"shadow{i}") for i in range(self.config.num_shadows)]
 
     # -- pruned and defended models -------------------------------------------------------
@@ -286,9 +311,7 @@ class ModelSteps:
         key = self._variant_key(role, variant)
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-            base = self.trained(role)
-            model = copy.deepcopy(base.model)
-            prune_model(model, variant.pruner, variant.sparsity)
+            model = self._pruned_start(role, variant)
             train, dev, test = self.role_data(role)
             result = defenses.finetune(
                 model,
@@ -301,22 +324,91 @@ class ModelSteps:
                 checkpoint=self.store.scratch("model", key, "ckpt"),
             )
             model = result.model if result.model is not None else model
-            report = sparsity_report(model, tuple(self.data.x.shape[1:]))
-            info = {
-                "train_acc": accuracy(model, train, device=self.device),
-                "test_acc": accuracy(model, test, device=self.device),
-                "realised_sparsity": report.sparsity,
-                "sparsity_all": report.sparsity_all,
-                "macs_fraction": report.macs_fraction,
-                **{f"defense_{k}": v for k, v in result.record().items()},
-            }
-            return model.cpu().state_dict(), info
+            return model.cpu().state_dict(), self._info(model, result, train, test)
 
         tensors, info = self._cached("model", key, create)
         model = variant.defense.rebuild(self.new_model())
         restore_masks(model, tensors)
         self.store.load_state("model", key, model, tensors)
         return TrainedModel(role, model.to(self.device).eval(), info)
+
+    def _pruned_start(self, role: str, variant: Variant) -> nn.Module:
+        """A copy of the role's trained model, pruned by ``variant`` (before fine-tuning)."""
+        model = copy.deepcopy(self.trained(role).model)
+        prune_model(model, variant.pruner, variant.sparsity)
+        return model
+
+    def _info(self, model: nn.Module, result: Any, train: Data, test: Data) -> dict:
+        """What the cache records about a model: its accuracies, and its fit (a
+        :class:`FitResult`) or its sparsity and defense run (a ``DefenseResult``)."""
+        acc = {
+            k: accuracy(model, d, device=self.device)
+            for k, d in (("train_acc", train), ("test_acc", test))
+        }
+        if isinstance(result, FitResult):
+            fitted = {k: getattr(result, k) for k in ("best_epoch", "epochs_run", "best_dev_acc")}
+            return {**fitted, **acc, "history": [list(h.values()) for h in result.history]}
+        report = sparsity_report(model, tuple(self.data.x.shape[1:]))
+        return {
+            **acc,
+            "realised_sparsity": report.sparsity,
+            "sparsity_all": report.sparsity_all,
+            "macs_fraction": report.macs_fraction,
+            **{f"defense_{k}": v for k, v in result.record().items()},
+        }
+
+    def prefetch(self, roles: Sequence[str], variant: Variant = ORIGINAL) -> None:
+        """Train the roles' missing models in ``variant`` together, when that pays.
+
+        :func:`miakit.train.fit_many` trains them in one step, each then cached under its
+        own key (results equal one at a time up to float rounding), when :attr:`batch`
+        is True, or "auto" and :func:`~miakit.train.batching_pays`. A defense that
+        cannot batch is left to :meth:`model`; nothing happens under a :attr:`trace`.
+        """
+        if self.batch is False or self.trace is not None:
+            return
+        missing = [r for r in roles if not self.store.has("model", self._model_key(r, variant))]
+        if len(missing) < 2:
+            return
+        if not variant.is_original:
+            self.prefetch(missing, ORIGINAL)
+            train, dev, _ = self.role_data(missing[0])
+            if not variant.defense.can_batch(train, dev):
+                return
+        if self.batch == "auto" and not batching_pays(self.new_model(), self.device, len(missing)):
+            return
+        sizes = [tuple(len(d) for d in self.role_data(r)[:2]) for r in missing]
+        for group in batch_groups(sizes):
+            if len(group) > 1:
+                self._train_together([missing[i] for i in group], variant)
+
+    def _train_together(self, roles: list[str], variant: Variant) -> None:
+        """One :func:`fit_many` (or ``finetune_many``) over ``roles``, each model then cached."""
+        keys = [self._model_key(r, variant) for r in roles]
+        data = [self.role_data(r) for r in roles]
+        seeds = [self.role_seed(r) for r in roles]
+        ckpt = self.store.scratch("model", {"together": keys}, "ckpt")
+        desc = f"{'train' if variant.is_original else 'finetune'} {len(roles)} models"
+        common = dict(device=self.device, progress=self.progress, checkpoint=ckpt, desc=desc)
+        models = []
+        for role, seed in zip(roles, seeds, strict=True):
+            if variant.is_original:
+                torch.manual_seed(seed)  # as _trained initialises it
+                models.append(self.new_model())
+            else:
+                models.append(self._pruned_start(role, variant))
+        trains, devs = [d[0] for d in data], [d[1] for d in data]
+        if variant.is_original:
+            results: list[Any] = fit_many(models, trains, devs, self.config.train, seeds, **common)
+        else:
+            cfg = self.config.finetune_config
+            results = variant.defense.finetune_many(models, trains, devs, cfg, seeds, **common)
+        infos = [
+            self._info(m, r, d[0], d[2]) for m, r, d in zip(models, results, data, strict=True)
+        ]
+        for key, model, info in zip(keys, models, infos, strict=True):
+            state = model.cpu().state_dict()
+            self._cached("model", key, lambda s=state, i=info: (s, i))
 
     def describe(self) -> dict[str, Any]:
         """The config as a plain dict (for notebook headers)."""

@@ -13,6 +13,7 @@ early stopping, the undefended baseline.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,8 @@ from torch import nn
 
 from miakit.data import Data
 from miakit.defenses._masks import check_masks_kept, masked_names
-from miakit.train import Objective, TrainConfig, fit
+from miakit.train import FitResult, Objective, TrainConfig, fit, fit_many
+from miakit.train.loop import StatefulObjective
 
 __all__ = ["DefenseParams", "DefenseResult", "NoDefense", "check_weight"]
 
@@ -192,6 +194,68 @@ class DefenseParams:
             keep_initial=False,
         )
         check_masks_kept(model, before)
+        return self._result(res, model)
+
+    def can_batch(self, train: Data, dev: Data) -> bool:
+        """Whether :meth:`finetune_many` can fine-tune several models at once.
+
+        True when this defense fine-tunes through :meth:`finetune` as defined here
+        (not its own loop, as DP-SGD) with an objective that holds no state of its own
+        (not adversarial regularisation's game): such an objective is one function of
+        each model's minibatch, so :func:`miakit.train.fit_many` runs it per model.
+        """
+        if type(self).finetune is not DefenseParams.finetune:
+            return False
+        return not isinstance(self.training_objective(train, dev), StatefulObjective)
+
+    def finetune_many(
+        self,
+        models: Sequence[nn.Module],
+        trains: Sequence[Data],
+        devs: Sequence[Data],
+        cfg: TrainConfig,
+        seeds: Sequence[int],
+        *,
+        device: str | torch.device | None = None,
+        progress: bool = False,
+        checkpoint: str | Path | None = None,
+        desc: str = "finetune",
+    ) -> list[DefenseResult]:
+        """:meth:`finetune` of each model, computed together (:func:`miakit.train.fit_many`).
+
+        Each model has its own data, batch-order seed (``seeds``, as ``cfg.seed`` of
+        :meth:`finetune`), masks and early stopping; the results equal one
+        :meth:`finetune` per model up to float rounding. Needs :meth:`can_batch`.
+
+        Raises:
+            ValueError: if this defense cannot batch (see :meth:`can_batch`).
+            RuntimeError: if a mask was lost or a pruned entry became non-zero.
+        """
+        if not self.can_batch(trains[0], devs[0]):
+            raise ValueError(
+                f"the {self.name!r} defense cannot fine-tune models together "
+                "(its own loop or a stateful objective); call finetune per model"
+            )
+        before = [masked_names(m) for m in models]
+        results = fit_many(
+            models,
+            trains,
+            devs,
+            cfg,
+            seeds,
+            objective=self.training_objective(trains[0], devs[0]),
+            device=device,
+            progress=progress,
+            checkpoint=checkpoint,
+            desc=desc,
+            keep_initial=False,
+        )
+        for model, names in zip(models, before, strict=True):
+            check_masks_kept(model, names)
+        return [self._result(r, m) for r, m in zip(results, models, strict=True)]
+
+    def _result(self, res: FitResult, model: nn.Module) -> DefenseResult:
+        """The :class:`DefenseResult` of a fine-tuning run through ``fit`` or ``fit_many``."""
         return DefenseResult(
             name=self.name,
             params=self.params(),

@@ -10,7 +10,8 @@ Speed notes (DESIGN.md, "Speed") are in :mod:`miakit.train.loop`.
 
 Modules: :mod:`~miakit.train.config` (``TrainConfig``, ``Objective``, ``cross_entropy``),
 :mod:`~miakit.train.loop` (``fit``, ``FitResult``, ``EarlyStopping``, batches, optimizer,
-checkpoints) and :mod:`~miakit.train.evaluate` (``logits``, ``predict``, ``accuracy``,
+checkpoints), :mod:`~miakit.train.many` (``fit_many``: N models in one step)
+and :mod:`~miakit.train.evaluate` (``logits``, ``predict``, ``accuracy``,
 ``sensitivity``, ``dev_accuracy``, ``eval_batch_size``). ``resolve_device`` is
 re-exported from :mod:`miakit._util`.
 """
@@ -36,6 +37,7 @@ from miakit.train.loop import (
     prepare,
     seed_everything,
 )
+from miakit.train.many import batch_groups, batching_pays, fit_many
 
 __all__ = [
     "EarlyStopping",
@@ -43,11 +45,14 @@ __all__ = [
     "Objective",
     "TrainConfig",
     "accuracy",
+    "batch_groups",
     "batches",
+    "batching_pays",
     "cross_entropy",
     "dev_accuracy",
     "eval_batch_size",
     "fit",
+    "fit_many",
     "logits",
     "make_optimizer",
     "predict",
