@@ -1,4 +1,4 @@
-"""Private helpers shared across miakit's layers; this module imports no other miakit module.
+"""Private helpers shared across miakit's layers; this module imports only :mod:`miakit.threads`.
 
 Each helper exists once here (ARCHITECTURE.md, "One home per fact") and has its own
 test in ``tests/test_util.py``. Nothing here is part of the public API; the public
@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from miakit.threads import current_budget
 
 __all__ = [
     "LOG_CLIP",
@@ -292,12 +294,18 @@ def seeded(seed: int, device: str | torch.device | None = None) -> Iterator[None
 
 @contextlib.contextmanager
 def num_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` torch CPU threads (``None``: unchanged), then restore."""
+    """Run a block with ``n`` torch CPU threads, never more than the thread budget, then restore.
+
+    The budget is :func:`miakit.threads.current_budget`: where this process applied its
+    share, the share is derived again first (other miakit processes may have started
+    or ended since). ``None`` leaves the count as it is (after that update).
+    """
+    budget = current_budget()
     if n is None:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(min(n, budget))
     try:
         yield
     finally:

@@ -43,6 +43,7 @@ from miakit.keys import STEP_VERSIONS
 from miakit.plots import figures_root
 from miakit.run import NotebookError, find_notebooks, run_notebooks, store_outputs
 from miakit.store import CacheError, Store, default_cache_dir
+from miakit.threads import apply_thread_budget
 from miakit.train import resolve_device
 from miakit.variants import ORIGINAL, Variant
 
@@ -344,12 +345,14 @@ def _one_line_warning(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``miakit`` console command.
 
+    Applies the thread budget first (:func:`miakit.threads.apply_thread_budget`).
     Returns 0 on success, 2 with one ``miakit: error:`` line on an expected failure
     (:data:`EXPECTED_ERRORS`), 130 with one line on Ctrl-C.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        apply_thread_budget()  # torch, BLAS and the notebook kernels' env (miakit.threads)
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
             return int(args.func(args))

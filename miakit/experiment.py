@@ -35,6 +35,7 @@ from miakit.keys import derives_key
 from miakit.metrics import AttackResult
 from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel
 from miakit.store import CacheError, Store, config_key
+from miakit.threads import apply_thread_budget
 from miakit.train import logits, sensitivity
 from miakit.variants import ORIGINAL, Variant
 
@@ -386,6 +387,7 @@ def _from_parameters(
     progress: bool,
     overrides: dict[str, Any],
 ) -> Experiment:
+    apply_thread_budget()  # a notebook's kernel: its share of the CPUs (miakit.threads)
     env = os.environ.get("MIAKIT_SET")
     if env:
         try:

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "checkpoint": 0,
     "lockfile": 0,
     "reported": 0,
+    "threads": 0,
     "data": 1,
     "splits": 1,
     "models": 1,
