@@ -90,9 +90,9 @@ class Experiment(ModelSteps):
         if samples == "own":
             s = self._split(role)
         elif samples == "victim":
-            s = self.splits.victim
+            s = self._split("victim")
         elif samples == "population":
-            return self.splits.victim.dev
+            return self._split("victim").dev
         else:
             raise ValueError(f"unknown sample set {samples!r}; use 'own', 'victim' or 'population'")
         return np.concatenate([s.train, s.test])

@@ -58,9 +58,10 @@ ARTIFACTS: dict[str, Callable[[Experiment], tuple[str, dict]]] = {
     "pruned shadow0": lambda e: ("model", e._model_key("shadow0", PRUNED)),
     "victim signals": lambda e: ("signals", e._signals_key("victim", ORIGINAL, "own")),
     "pruned shadow0 signals": lambda e: ("signals", e._signals_key("shadow0", PRUNED, "own")),
-    "pruned shadow1 on victim samples": lambda e: (
+    "ref1 model": lambda e: ("model", e._model_key("ref1", ORIGINAL)),
+    "pruned ref0 on victim samples": lambda e: (
         "signals",
-        e._signals_key("shadow1", PRUNED, "victim"),
+        e._signals_key("ref0", PRUNED, "victim"),
     ),
     "conf fit": lambda e: ("fitted", e._fitted_key("conf", PRUNED, PRUNED, {})),
     "samia fit": lambda e: ("attack_model", e._fitted_key("samia", PRUNED, PRUNED, {})),
@@ -77,6 +78,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "dataset_options": {"dataset_options": (("num_samples", 500),)},
     "split_seed": {"split_seed": 8},
     "num_shadows": {"num_shadows": 3},
+    "num_references": {"num_references": 2},
     "seed": {"seed": 1},
     "train": {"train.epochs": 2},
     "finetune": {"finetune.epochs": 2},

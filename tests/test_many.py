@@ -1,0 +1,245 @@
+"""Many models at once (issue 12, item 1): ``fit_many`` equals one ``fit`` per model.
+
+Each test trains the same freshly initialised models twice, one after another with
+:func:`miakit.train.fit` and together with :func:`miakit.train.fit_many`, and compares
+best epochs, epochs run, dev accuracies and weights, for a model without BatchNorm
+(``mlp``), one with it (``signal_cnn``), and pruned models with masks.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from miakit.data import Data, load_dataset
+from miakit.defenses import make_defense
+from miakit.models import build_model
+from miakit.prune import prune_model, refresh_masked_tensors
+from miakit.train import TrainConfig, batch_groups, batching_pays, fit, fit_many
+from miakit.train import many as many_mod
+
+#: float tolerance of the weights: fully connected models match to rounding; with
+#: BatchNorm the grouped kernels' rounding grows over epochs, still far below a step.
+TOL = {"mlp": 1e-5, "signal_cnn": 2e-3}
+
+
+@pytest.fixture(scope="module")
+def pool() -> Data:
+    return load_dataset("mnist1d", num_samples=1200)
+
+
+def _sets(pool: Data, count: int, n_train: int = 160, n_dev: int = 80):
+    gen = torch.Generator().manual_seed(0)
+    trains, devs = [], []
+    for _ in range(count):
+        perm = torch.randperm(len(pool), generator=gen)
+        trains.append(pool.subset(perm[:n_train]))
+        devs.append(pool.subset(perm[n_train : n_train + n_dev]))
+    return trains, devs
+
+
+def _models(pool: Data, arch: str, count: int, prune: float | None = None):
+    out = []
+    for i in range(count):
+        torch.manual_seed(100 + i)
+        model = build_model(arch, pool.num_classes, tuple(pool.x.shape[1:]))
+        if prune is not None:
+            prune_model(model, "l1_unstructured", prune)
+            refresh_masked_tensors(model)
+        out.append(model)
+    return out
+
+
+def _compare(one, many, seq_models, models, tol):
+    for a, b, m1, m2 in zip(one, many, seq_models, models, strict=True):
+        assert (a.best_epoch, a.epochs_run, a.stopped_early) == (
+            b.best_epoch,
+            b.epochs_run,
+            b.stopped_early,
+        )
+        assert a.best_dev_acc == pytest.approx(b.best_dev_acc, abs=1e-6)
+        assert [h["dev_acc"] for h in a.history] == pytest.approx(
+            [h["dev_acc"] for h in b.history], abs=1e-6
+        )
+        s1, s2 = m1.state_dict(), m2.state_dict()
+        assert s1.keys() == s2.keys()
+        for k in s1:
+            torch.testing.assert_close(s2[k].float(), s1[k].float(), atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "signal_cnn"])
+def test_fit_many_equals_fit_one_at_a_time(pool, arch):
+    count = 3
+    trains, devs = _sets(pool, count)
+    models = _models(pool, arch, count)
+    seq = [copy.deepcopy(m) for m in models]
+    epochs = 6 if arch == "mlp" else 3
+    cfg = TrainConfig(epochs=epochs, patience=1, batch_size=32)
+    one = [
+        fit(m, t, d, TrainConfig(epochs=epochs, patience=1, batch_size=32, seed=s))
+        for s, (m, t, d) in enumerate(zip(seq, trains, devs, strict=True))
+    ]
+    many = fit_many(models, trains, devs, cfg, [0, 1, 2])
+    _compare(one, many, seq, models, TOL[arch])
+    if arch == "mlp":  # patience 1 over 6 epochs: some model stopped before the others
+        assert len({r.epochs_run for r in many}) > 1 or any(r.stopped_early for r in many)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "signal_cnn"])
+def test_pruned_fine_tuning_together_keeps_each_models_masks(pool, arch):
+    count = 2
+    trains, devs = _sets(pool, count)
+    models = _models(pool, arch, count, prune=0.6)
+    seq = [copy.deepcopy(m) for m in models]
+    cfg = TrainConfig(epochs=3, patience=0, batch_size=32)
+    defense = make_defense("none")
+    one = [
+        defense.finetune(m, t, d, TrainConfig(epochs=3, patience=0, batch_size=32, seed=s))
+        for s, (m, t, d) in enumerate(zip(seq, trains, devs, strict=True))
+    ]
+    many = defense.finetune_many(models, trains, devs, cfg, [0, 1])
+    for a, b, m1, m2 in zip(one, many, seq, models, strict=True):
+        assert (a.best_epoch, a.epochs_run) == (b.best_epoch, b.epochs_run)
+        assert a.best_dev_acc == pytest.approx(b.best_dev_acc, abs=1e-6)
+        for k, v in m1.state_dict().items():
+            torch.testing.assert_close(m2.state_dict()[k], v, atol=TOL[arch], rtol=TOL[arch])
+    masks = [
+        m.state_dict()["fc1.weight_mask" if arch == "mlp" else "classifier.weight_mask"]
+        for m in models
+    ]
+    assert not torch.equal(masks[0], masks[1])  # each model kept its own mask
+    for m in models:  # pruned entries are still exactly zero
+        for name, t in m.state_dict().items():
+            if name.endswith("_mask"):
+                weight = m.get_submodule(name.rsplit(".", 1)[0]).weight
+                assert bool((weight[t == 0] == 0).all())
+
+
+def test_ppb_fine_tunes_together_like_one_at_a_time(pool):
+    trains, devs = _sets(pool, 2)
+    models = _models(pool, "mlp", 2, prune=0.5)
+    seq = [copy.deepcopy(m) for m in models]
+    ppb = make_defense("ppb", lam=4.0)
+    assert ppb.can_batch(trains[0], devs[0])
+    cfg = TrainConfig(epochs=3, patience=0, batch_size=32)
+    for s, (m, t, d) in enumerate(zip(seq, trains, devs, strict=True)):
+        ppb.finetune(m, t, d, TrainConfig(epochs=3, patience=0, batch_size=32, seed=s))
+    ppb.finetune_many(models, trains, devs, cfg, [0, 1])
+    for m1, m2 in zip(seq, models, strict=True):
+        for k, v in m1.state_dict().items():
+            torch.testing.assert_close(m2.state_dict()[k], v, atol=1e-5, rtol=1e-5)
+
+
+def test_defenses_that_cannot_batch_say_so(pool):
+    trains, devs = _sets(pool, 2)
+    advreg, dp = make_defense("advreg", theta=1.0), make_defense("dpsgd", noise_multiplier=1.0)
+    assert not advreg.can_batch(trains[0], devs[0])
+    assert not dp.can_batch(trains[0], devs[0])
+    with pytest.raises(ValueError, match="cannot fine-tune models together"):
+        dp.finetune_many(_models(pool, "mlp", 2), trains, devs, TrainConfig(epochs=1), [0, 1])
+
+
+def test_fit_many_resumes_a_killed_run_identically(pool, tmp_path, monkeypatch):
+    trains, devs = _sets(pool, 3)
+    cfg = TrainConfig(epochs=6, patience=1, batch_size=32)
+    reference = _models(pool, "mlp", 3)
+    expected = fit_many(reference, trains, devs, cfg, [4, 5, 6])
+
+    real, saves = many_mod._save_checkpoint, []
+
+    def dying(path, state):
+        real(path, state)
+        saves.append(state["epoch"])
+        if len(saves) == 3:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "group.ckpt"
+    models = _models(pool, "mlp", 3)
+    monkeypatch.setattr(many_mod, "_save_checkpoint", dying)
+    with pytest.raises(KeyboardInterrupt):
+        fit_many(models, trains, devs, cfg, [4, 5, 6], checkpoint=ckpt)
+    monkeypatch.setattr(many_mod, "_save_checkpoint", real)
+    assert ckpt.exists()
+    resumed_models = _models(pool, "mlp", 3)  # fresh weights: everything comes from the file
+    resumed = fit_many(resumed_models, trains, devs, cfg, [4, 5, 6], checkpoint=ckpt)
+    assert not ckpt.exists()
+    for a, b, m1, m2 in zip(expected, resumed, reference, resumed_models, strict=True):
+        assert (a.best_epoch, a.epochs_run, a.history) == (b.best_epoch, b.epochs_run, b.history)
+        for k, v in m1.state_dict().items():
+            assert torch.equal(m2.state_dict()[k], v)
+    other = TrainConfig(epochs=7, patience=1, batch_size=32)
+    monkeypatch.setattr(many_mod, "_save_checkpoint", dying)
+    saves.clear()
+    with pytest.raises(KeyboardInterrupt):
+        fit_many(_models(pool, "mlp", 3), trains, devs, cfg, [4, 5, 6], checkpoint=ckpt)
+    with pytest.raises(RuntimeError, match="delete it"):
+        fit_many(_models(pool, "mlp", 3), trains, devs, other, [4, 5, 6], checkpoint=ckpt)
+
+
+def test_fit_many_refuses_what_it_cannot_batch(pool):
+    trains, devs = _sets(pool, 2)
+    cfg = TrainConfig(epochs=1)
+    with pytest.raises(ValueError, match="one train set, dev set and seed per model"):
+        fit_many(_models(pool, "mlp", 2), trains, devs, cfg, [0])
+    with pytest.raises(ValueError, match="one architecture"):
+        mixed = [_models(pool, "mlp", 1)[0], _models(pool, "signal_cnn", 1)[0]]
+        fit_many(mixed, trains, devs, cfg, [0, 1])
+    short, _ = _sets(pool, 1, n_train=100)
+    with pytest.raises(ValueError, match="train sets of one size"):
+        fit_many(_models(pool, "mlp", 2), [trains[0], short[0]], devs, cfg, [0, 1])
+    advreg = make_defense("advreg", theta=1.0).training_objective(trains[0], devs[0])
+    with pytest.raises(ValueError, match="stateful objective"):
+        fit_many(_models(pool, "mlp", 2), trains, devs, cfg, [0, 1], objective=advreg)
+
+
+def test_batching_rules():
+    mlp, cnn = build_model("mlp", 10, (40,)), build_model("signal_cnn", 10, (40,))
+    assert not batching_pays(mlp, "cpu", 1)
+    assert not batching_pays(cnn, "cpu", 16)  # grouped convolutions lose on the CPU
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert not batching_pays(mlp, "cpu", 16)
+        torch.set_num_threads(2)
+        assert batching_pays(mlp, "cpu", 16)
+    finally:
+        torch.set_num_threads(before)
+    assert batch_groups([(3, 1), (2, 1), (3, 1)]) == [[0, 2], [1]]
+
+
+def test_pipeline_trains_victim_and_references_together(tmp_path, monkeypatch):
+    """The pipeline's batched path caches the same models and scores as the sequential one."""
+    from miakit import defenses, steps
+    from miakit.experiment import ORIGINAL, Experiment, profile
+    from miakit.store import Store
+
+    cfg = profile(
+        "smoke",
+        dataset="mnist1d",
+        arch="mlp",
+        dataset_options={"num_samples": 600},
+        num_references=4,
+        **{"train.epochs": 3},
+    )
+    one = Experiment(cfg, store=Store(tmp_path / "one"), batch=False)
+    pruned = one.variant()
+    expected = one.attack_scores("lira_online", pruned).scores
+
+    together = Experiment(cfg, store=Store(tmp_path / "together"), batch=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was trained one at a time")
+
+    monkeypatch.setattr(steps, "fit", refuse)
+    monkeypatch.setattr(defenses, "finetune", refuse)
+    scores = together.attack_scores("lira_online", pruned).scores
+    monkeypatch.undo()
+    assert scores == pytest.approx(expected, abs=1e-4)
+    for role in ["victim", *together.attack_roles()]:
+        for variant in (ORIGINAL, pruned):
+            a, b = one.model(role, variant), together.model(role, variant)
+            assert a.info["train_acc"] == pytest.approx(b.info["train_acc"], abs=1e-6)
+            for k, v in a.model.state_dict().items():
+                torch.testing.assert_close(b.model.state_dict()[k], v, atol=1e-5, rtol=1e-5)
