@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,8 @@ class Experiment(ModelSteps):
                 eps=c.sensitivity_eps,
                 seed=c.seed,
                 device=self.device,
+                progress=self.progress,
+                desc=f"sensitivity {role} ({variant.label}, {samples})",
             )
             return {"logits": out, "sensitivity": sens}, {}
 
@@ -169,7 +172,11 @@ class Experiment(ModelSteps):
         """The neural attacks' training settings, from the config (device: the experiment's)."""
         c = self.config
         return AttackSettings(
-            epochs=c.attack_epochs, lr=c.attack_lr, seed=c.seed, device=self.device
+            epochs=c.attack_epochs,
+            lr=c.attack_lr,
+            seed=c.seed,
+            device=self.device,
+            progress=self.progress,
         )
 
     def attack_scores(
@@ -282,7 +289,7 @@ class Experiment(ModelSteps):
             return self._fitted[memo]
 
         def fitted() -> Any:
-            settings = self.attack_settings if cls.persist else None
+            settings = replace(self.attack_settings, label=shadows.label) if cls.persist else None
             attack = make_attack(name, settings=settings, **options)
             shadow_inputs = self.shadow_signals(shadows) if "shadows" in cls.uses else None
             refs = self.references(victim, shadows) if "references" in cls.uses else None
