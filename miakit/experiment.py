@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,8 @@ class Experiment(ModelSteps):
                 eps=c.sensitivity_eps,
                 seed=c.seed,
                 device=self.device,
+                progress=self.progress,
+                desc=f"sensitivity {role} ({variant.label}, {samples})",
             )
             return {"logits": out, "sensitivity": sens}, {}
 
@@ -180,7 +183,11 @@ class Experiment(ModelSteps):
         """The neural attacks' training settings, from the config (device: the experiment's)."""
         c = self.config
         return AttackSettings(
-            epochs=c.attack_epochs, lr=c.attack_lr, seed=c.seed, device=self.device
+            epochs=c.attack_epochs,
+            lr=c.attack_lr,
+            seed=c.seed,
+            device=self.device,
+            progress=self.progress,
         )
 
     def attack_scores(
@@ -300,7 +307,7 @@ class Experiment(ModelSteps):
             return self._fitted[memo]
 
         def fitted() -> Any:
-            settings = self.attack_settings if cls.persist else None
+            settings = replace(self.attack_settings, label=shadows.label) if cls.persist else None
             attack = make_attack(name, settings=settings, **options)
             shadow_inputs = self.shadow_signals(shadows) if "shadows" in cls.uses else None
             refs = self.references(victim, shadows) if "references" in cls.uses else None

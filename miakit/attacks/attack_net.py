@@ -143,6 +143,8 @@ def train_attack_model(
     device: str | torch.device | None = None,
     history: list[float] | None = None,
     checkpoint: str | Path | None = None,
+    progress: bool = False,
+    desc: str = "fit attack",
 ) -> nn.Module:
     """Train a binary membership classifier with the paper's attack-model schedule.
 
@@ -181,6 +183,10 @@ def train_attack_model(
             is identical to an uninterrupted run's. Deleted when training ends.
             One written by a call with other data shapes or hyper-parameters is
             refused. Saving reads the state from the device once per epoch.
+        progress: show a tqdm bar over the epochs, labelled ``desc``, with the
+            epoch's mean loss as its postfix (read from the device once per epoch,
+            only while the bar is shown).
+        desc: the bar's label, e.g. ``"fit samia (l1_unstructured@0.7)"``.
 
     Returns:
         ``net``, trained, on ``device``, in eval mode.
@@ -239,6 +245,12 @@ def train_attack_model(
         order.set_state(state["order"])
         epoch_losses = list(state["losses"].to(dev).unbind())
         start = int(state["epoch"])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        # redrawn every epoch (mininterval=0): an epoch is long enough to show each one
+        bar = tqdm(total=epochs, initial=start, desc=desc, unit="epoch", leave=False, mininterval=0)
     with seeded(seed, dev):
         if state is not None:  # the forked RNG (dropout) as it was after epoch `start`
             restore_rng_state(state, dev)
@@ -255,8 +267,13 @@ def train_attack_model(
                 total = total + loss.detach() * idx.numel()
             sched.step()
             epoch_losses.append(total / used)
+            if bar is not None:
+                bar.set_postfix(loss=f"{float(epoch_losses[-1]):.4f}", refresh=False)
+                bar.update(1)
             if ckpt is not None:
                 _save_state(ckpt, run, epoch, net, opt, sched, order, epoch_losses, dev)
+    if bar is not None:
+        bar.close()
     net.eval()
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)  # a concurrent run of the same key may have won
@@ -293,7 +310,12 @@ def _save_state(
 
 @torch.inference_mode()
 def member_probability(
-    net: nn.Module, features: Tensor | np.ndarray, *, batch_size: int = 8192
+    net: nn.Module,
+    features: Tensor | np.ndarray,
+    *,
+    batch_size: int = 8192,
+    progress: bool = False,
+    desc: str = "score attack",
 ) -> np.ndarray:
     """Predicted P(member) of a trained attack model, as float64 numpy.
 
@@ -305,6 +327,8 @@ def member_probability(
         net: A trained attack model mapping ``(B, F)`` to ``(B, 2)`` logits.
         features: ``(N, F)`` features.
         batch_size: Rows per forward pass.
+        progress: show a tqdm bar over the forward passes, labelled ``desc``.
+        desc: the bar's label, e.g. ``"score samia (original)"``.
 
     Returns:
         ``(N,)`` float64 array in ``[0, 1]``.
@@ -313,7 +337,12 @@ def member_probability(
     param = next(iter(net.parameters()), None)
     dev = param.device if param is not None else torch.device("cpu")
     x = _as_float_tensor(features)
-    outs = [net(xb.to(dev)).double() for xb in x.split(batch_size)]
+    chunks = x.split(batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=desc, unit="batch", leave=False)
+    outs = [net(xb.to(dev)).double() for xb in chunks]
     if not outs:
         return np.zeros(0, dtype=np.float64)
     logits = torch.cat(outs)

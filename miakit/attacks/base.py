@@ -306,6 +306,12 @@ class AttackSettings:
     Defaults are the paper's attack-model schedule (PAPER.md, "The eight existing
     attacks"): 100 epochs, SGD at lr 1e-3, batch 128. Attacks that train nothing
     ignore them.
+
+    Attributes:
+        progress: show a progress bar over the attack network's training epochs
+            (its loss as the postfix). Not part of any result or cache key.
+        label: what the attack is fitted for (e.g. the shadows' variant), shown in
+            the bar: ``"fit samia (l1_unstructured 0.7)"``. Not part of any key.
     """
 
     epochs: int = 100
@@ -313,9 +319,11 @@ class AttackSettings:
     batch_size: int = 128
     seed: int = 0
     device: str | torch.device | None = None
+    progress: bool = False
+    label: str = ""
 
     def key(self) -> dict[str, Any]:
-        """The settings that determine a result (the device does not), for cache keys."""
+        """The settings that determine a result (not the device or the bar), for cache keys."""
         return {
             "epochs": self.epochs,
             "lr": self.lr,

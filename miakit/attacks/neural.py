@@ -122,6 +122,10 @@ class NeuralAttack(Attack):
         lr: Initial SGD learning rate (paper: 1e-3).
         seed: Seeds weight initialisation, batch order and dropout.
         device: Training device; ``None`` = CUDA when available, else CPU.
+        progress: show progress bars while training (over epochs) and scoring.
+        label: what the attack is fitted for (e.g. the shadows' variant), in the
+            bars' labels: ``"fit samia (l1_unstructured@0.7)"``. Neither this nor
+            ``progress`` changes a result.
         model_: The trained attack network (set by ``fit``).
         num_classes_: K seen by ``fit``; ``score`` checks the target matches.
         num_features_: the network's input width, set by ``fit``.
@@ -136,13 +140,15 @@ class NeuralAttack(Attack):
     lr: float = _PAPER.lr
     seed: int = _PAPER.seed
     device: str | torch.device | None = _PAPER.device
+    progress: bool = field(default=False, repr=False, compare=False)
+    label: str = field(default="", repr=False, compare=False)
     model_: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
     num_classes_: int | None = field(default=None, init=False, repr=False)
     num_features_: int | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: AttackSettings, **options: Any) -> Self:
-        """The attack trained with ``settings`` (epochs, lr, batch size, seed, device).
+        """The attack trained with ``settings`` (epochs, lr, batch size, seed, device, bars).
 
         ``options`` are the attack's own options (e.g. SAMIA's ``use_sensitivity``);
         one that repeats a setting overrides it.
@@ -153,12 +159,18 @@ class NeuralAttack(Attack):
             "batch_size": settings.batch_size,
             "seed": settings.seed,
             "device": settings.device,
+            "progress": settings.progress,
+            "label": settings.label,
         }
         return cls(**{**trained, **options})
 
     def features(self, inputs: AttackInputs) -> Tensor:  # pragma: no cover - interface
         """``(N, F)`` float32 attack features of ``inputs``."""
         raise NotImplementedError
+
+    def describe(self, action: str) -> str:
+        """A progress bar's label: ``"fit samia (l1_unstructured@0.7)"``."""
+        return f"{action} {self.name}" + (f" ({self.label})" if self.label else "")
 
     def build_network(self, num_features: int, num_classes: int) -> nn.Module:
         """A fresh, untrained attack network for ``num_features`` inputs (K = ``num_classes``)."""
@@ -199,6 +211,8 @@ class NeuralAttack(Attack):
             seed=self.seed,
             device=dev,
             checkpoint=checkpoint,
+            progress=self.progress,
+            desc=self.describe("fit"),
         )
         self.num_classes_ = shadow.num_classes
         self.num_features_ = int(x.shape[1])
@@ -214,7 +228,12 @@ class NeuralAttack(Attack):
                 f"{type(self).__name__} was fitted on K={self.num_classes_} classes but the "
                 f"target has K={target.num_classes}; use shadows of the victim's task"
             )
-        return member_probability(self.model_, self.features(target))
+        return member_probability(
+            self.model_,
+            self.features(target),
+            progress=self.progress,
+            desc=self.describe("score"),
+        )
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """The trained network's ``state_dict`` (on the CPU) and ``num_features``, ``num_classes``,

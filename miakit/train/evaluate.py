@@ -211,15 +211,30 @@ def sensitivity(
     seed: int = 0,
     batch_size: int = 256,
     device: str | torch.device | None = None,
+    progress: bool = False,
+    desc: str = "sensitivity",
 ) -> Tensor:
     """Per-class input sensitivity, SAMIA's second feature (PAPER.md, "SAMIA").
 
     For ``m`` Gaussian perturbations ``u ~ N(0, I)`` in normalised input space,
     ``s = mean_j |softmax(f(x + eps u_j)) - softmax(f(x))| / eps`` per class,
-    with the model in eval mode. All ``m`` perturbed copies of a batch go
-    through one batched forward (no Python loop over perturbations). Float32 on
-    every device (:func:`full_precision`, :func:`float32_model`): the ``eps = 1e-3``
-    differences vanish under bf16 and move under TF32.
+    with the model in eval mode. The samples go in chunks of ``batch_size``
+    (which bounds memory: ``m * batch_size`` rows per forward), and all ``m``
+    perturbed copies of a chunk go through ONE batched forward (no Python loop
+    over perturbations). Float32 on every device (:func:`full_precision`,
+    :func:`float32_model`): the ``eps = 1e-3`` differences vanish under bf16 and
+    move under TF32.
+
+    Args:
+        model: the model (evaluated in eval mode, on ``device`` or its own).
+        x: ``(N, ...)`` normalised inputs.
+        m: perturbations per sample (PAPER.md: 10).
+        eps: perturbation scale (PAPER.md: 1e-3).
+        seed: seeds the perturbations (a CPU generator, the same on every device).
+        batch_size: samples per chunk.
+        device: where to compute; default the model's device.
+        progress: show a tqdm bar over the chunks, labelled ``desc``.
+        desc: the bar's label, e.g. ``"sensitivity shadow0 (original)"``.
 
     Returns:
         ``(N, K)`` float32 tensor on the CPU.
@@ -231,9 +246,14 @@ def sensitivity(
     net = float32_model(model).eval()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     step = max(1, batch_size)
+    chunks = x.split(step)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=desc, unit="chunk", leave=False)
     outs = []
     with torch.no_grad(), full_precision():
-        for xb in x.split(step):
+        for xb in chunks:
             xb = xb.to(dev_, dtype=torch.float32)
             noise = torch.randn((m, *xb.shape), generator=gen).to(dev_)
             pert = (xb.unsqueeze(0) + eps * noise).reshape(m * xb.shape[0], *xb.shape[1:])
