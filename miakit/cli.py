@@ -87,7 +87,7 @@ _MODEL_COLUMNS = [
 
 
 def _summary(frame: pd.DataFrame) -> pd.DataFrame:
-    cols = ["attack", "balanced_accuracy", "auc", "tpr@1%fpr"]
+    cols = ["attack", "balanced_accuracy", "auc", "tpr@0.1%fpr", "tpr@1%fpr"]
     return frame[cols].rename(columns={"balanced_accuracy": "acc"})
 
 

@@ -102,7 +102,10 @@ class Experiment(ModelSteps):
         """Posteriors, logits, labels and sensitivity of a model on a sample set (cached).
 
         Computed once per (model, sample set); every attack reads them.
-        Sensitivity follows PAPER.md, "SAMIA" (m perturbations of scale eps).
+        Sensitivity follows PAPER.md, "SAMIA" (m perturbations of scale eps); only the
+        ``"own"`` set carries it (SAMIA's shadows and target): the ``"victim"`` and
+        ``"population"`` sets feed LiRA and RMIA, which read logits alone, so they are
+        the cheaper ``logits`` step (``sensitivity=None``).
         ``membership`` is 1 where the sample is in the training set of THIS role's
         model, by the role's own split, for every sample set: a shadow's signals
         on the victim's samples are all OUT.
@@ -116,6 +119,8 @@ class Experiment(ModelSteps):
             model = self.model(role, variant).model
             x = self.data.x[torch.as_tensor(idx)]
             out = logits(model, x, device=self.device)
+            if samples != "own":
+                return {"logits": out}, {}
             sens = sensitivity(
                 model,
                 x,
@@ -134,7 +139,9 @@ class Experiment(ModelSteps):
         return AttackInputs(
             posteriors=out.softmax(1).numpy(),
             labels=self.data.y[torch.as_tensor(idx)].numpy().astype(np.int64),
-            sensitivity=tensors["sensitivity"].double().numpy(),
+            sensitivity=tensors["sensitivity"].double().numpy()
+            if "sensitivity" in tensors
+            else None,
             membership=membership,
             logits=out.numpy(),
             sample_ids=idx,
@@ -142,7 +149,8 @@ class Experiment(ModelSteps):
 
     @derives_key
     def _signals_key(self, role: str, variant: Variant, samples: str) -> dict[str, Any]:
-        return self.step_key("signals", {"model": self._model_key(role, variant)}, samples=samples)
+        step = "signals" if samples == "own" else "logits"
+        return self.step_key(step, {"model": self._model_key(role, variant)}, samples=samples)
 
     def shadow_signals(self, variant: Variant = ORIGINAL) -> AttackInputs:
         """All shadows' signals on their own members and non-members, pooled."""
@@ -220,7 +228,8 @@ class Experiment(ModelSteps):
         key = self._attack_key(name, victim, shadows, options)
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-            scores = self._fitted_attack(name, victim, shadows, options).score(target)
+            fitted = self._fitted_attack(name, victim, shadows, options)
+            scores = fitted.score(self.signals("victim", victim))  # consumed: traced
             return {"scores": torch.from_numpy(scores.scores)}, {"threshold": scores.threshold}
 
         tensors, info = self._cached("attack", key, create)

@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 __all__ = ["STEP_FIELDS", "STEP_VERSIONS", "StepTrace", "derives_key"]
 
 #: Bumped when a step's code changes what it produces, so stale cache entries are not reused.
-STEP_VERSIONS = {"train": 5, "prune": 5, "signals": 3, "fit": 2, "fit_network": 2, "attack": 4}
+STEP_VERSIONS = {
+    "train": 5,
+    "prune": 5,
+    "signals": 3,
+    "logits": 1,
+    "fit": 2,
+    "fit_network": 2,
+    "attack": 4,
+}
 
 #: The :class:`~miakit.config.ExperimentConfig` fields each cached step's computation
 #: reads. A step's key (:meth:`ModelSteps.step_key`) is made of exactly these fields'
@@ -26,12 +34,15 @@ STEP_VERSIONS = {"train": 5, "prune": 5, "signals": 3, "fit": 2, "fit_network": 
 #: variant, sample set, attack) and its version, so nothing else can be forgotten;
 #: ``tests/test_keys.py`` measures what each step really reads (:class:`StepTrace`) and
 #: checks that a changed field gives new keys to exactly the steps that read it.
-#: ``fit`` is a fitted attack that trains nothing (kept in memory), ``fit_network`` one
-#: that trains a network under the attack settings (stored), ``attack`` its scores.
+#: ``logits`` is a model's signals on a set without SAMIA's sensitivity (LiRA's and
+#: RMIA's victim-sample and population sets). ``fit`` is a fitted attack that trains
+#: nothing (kept in memory), ``fit_network`` one that trains a network under the attack
+#: settings (stored), ``attack`` its scores.
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("dataset", "dataset_options", "split_seed", "arch", "seed", "train"),
     "prune": ("dataset", "dataset_options", "split_seed", "seed", "train", "finetune"),
     "signals": ("dataset", "dataset_options", "seed", "sensitivity_m", "sensitivity_eps"),
+    "logits": ("dataset", "dataset_options"),
     "fit": (),
     "fit_network": ("seed", "attack_epochs", "attack_lr"),
     "attack": (),

@@ -27,6 +27,7 @@ def overfit(tmp_path_factory):
         arch="mlp",
         dataset_options=(("num_samples", 3000),),
         num_shadows=2,
+        num_references=4,
         train=TrainConfig(epochs=60, patience=0),
         sensitivity_m=2,
         attack_epochs=15,

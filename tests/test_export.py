@@ -35,7 +35,7 @@ def test_keys_and_shapes(exp, exported):
     _, d = exported
     n = len(exp.splits.victim.train) + len(exp.splits.victim.test)
     m = sum(len(s.train) + len(s.test) for s in exp.splits.shadows)
-    s, z, k = exp.config.num_shadows, len(exp.splits.victim.dev), exp.data.num_classes
+    s, z, k = len(exp.attack_roles()), len(exp.splits.victim.dev), exp.data.num_classes
     shapes = {
         **{f"target_{x}": (n, k) for x in ("posteriors", "logits", "sensitivity")},
         **{f"target_{x}": (n,) for x in ("labels", "membership", "sample_ids")},
