@@ -61,7 +61,7 @@ ABLATION_BASELINES: tuple[str, ...] = ("nn", "nncls")
 PER_CLASS_ATTACKS: tuple[str, ...] = ("samia", "lira")
 
 #: The strongest attacks, compared at low FPR in notebook 09 with the best threshold one.
-STRONG_ATTACKS: tuple[str, ...] = ("lira", "rmia", "samia")
+STRONG_ATTACKS: tuple[str, ...] = ("lira", "lira_online", "rmia", "rmia_online", "samia")
 
 
 def methods_arch(exp: Experiment) -> str:

@@ -9,6 +9,7 @@ best epochs, epochs run, dev accuracies and weights, for a model without BatchNo
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -126,7 +127,11 @@ def test_ppb_fine_tunes_together_like_one_at_a_time(pool):
     cfg = TrainConfig(epochs=3, patience=0, batch_size=32)
     for s, (m, t, d) in enumerate(zip(seq, trains, devs, strict=True)):
         ppb.finetune(m, t, d, TrainConfig(epochs=3, patience=0, batch_size=32, seed=s))
-    ppb.finetune_many(models, trains, devs, cfg, [0, 1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ppb.finetune_many(models, trains, devs, cfg, [0, 1])
+    slow = [w for w in caught if "batching rule" in str(w.message)]
+    assert not slow, f"vmap fell back to a per-model loop: {slow[0].message}"
     for m1, m2 in zip(seq, models, strict=True):
         for k, v in m1.state_dict().items():
             torch.testing.assert_close(m2.state_dict()[k], v, atol=1e-5, rtol=1e-5)
