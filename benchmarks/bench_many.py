@@ -31,7 +31,7 @@ import torch
 from miakit._util import num_threads
 from miakit.data import Data, load_dataset
 from miakit.models import build_model
-from miakit.train import TrainConfig, fit, fit_many, resolve_device
+from miakit.train import ModelData, TrainConfig, fit, fit_many, resolve_device
 
 EMBEDDED = {"mlp": ("mnist1d", 8000), "signal_cnn": ("mnist1d", 8000), "small_cnn": ("digits", 0)}
 SYNTHETIC = {"column_fc": ((600,), 100)}
@@ -62,7 +62,7 @@ def draws(pool: Data, count: int, n_train: int, n_dev: int) -> tuple[list[Data],
     return trains, devs
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="mlp")
     parser.add_argument("--n", type=int, default=16, help="number of models")
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1800)
     parser.add_argument("--n-dev", type=int, default=400)
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = resolve_device(args.device)
     pool = pool_for(args.arch, args.n_train, args.n_dev)
     n_train = min(args.n_train, len(pool) * 2 // 3)
@@ -106,14 +106,14 @@ def main() -> None:
         copies = [copy.deepcopy(m) for m in models]
         sync()
         t0 = time.perf_counter()
-        fit_many(copies, trains, devs, cfg, list(range(args.n)), device=device)
+        fit_many(copies, sets, cfg, list(range(args.n)), device=device)
         sync()
         return time.perf_counter() - t0
 
-    fit_many(  # warm-up: kernels, allocator, vmap's first trace
-        [copy.deepcopy(m) for m in models[:2]], trains[:2], devs[:2], TrainConfig(epochs=1), [0, 1],
-        device=device,
-    )
+    warm = [copy.deepcopy(m) for m in models[:2]]  # kernels, allocator, vmap's first trace
+    sets = ModelData.from_sets(trains, devs)
+    warm_sets = ModelData.from_sets(trains[:2], devs[:2])
+    fit_many(warm, warm_sets, TrainConfig(epochs=1), [0, 1], device=device)
     times = {}
     for threads in sorted({1, budget}) if device.type == "cpu" else [None]:
         times[threads] = one_after_another(threads)

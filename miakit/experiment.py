@@ -68,7 +68,14 @@ class Experiment(ModelSteps):
             models on a CPU (their matrices are too small for intra-op
             parallelism to pay: the smoke profile ran 3x faster on one thread
             than on two) and torch's default otherwise; an int sets it; ``None``
-            leaves it alone. Attack models train with torch's default.
+            leaves it alone. Attack models train with torch's default (the thread
+            budget, :mod:`miakit.threads`).
+        batch: train several models at once (:func:`miakit.train.fit_many`: the
+            victim with its shadows or reference models, and their pruned copies).
+            ``"auto"`` does when :func:`~miakit.train.batching_pays` (CUDA; fully
+            connected models on a CPU with two threads or more); ``True`` always,
+            ``False`` never. Results equal one at a time up to float rounding, so it
+            is not part of any cache key.
 
     The model steps (data, split, roles, train, prune, fine-tune/defend) come from
     :class:`~miakit.steps.ModelSteps`; this class adds the signals and the attacks.

@@ -2,8 +2,10 @@
 
 :class:`ModelSteps` is the half of :class:`~miakit.experiment.Experiment` that makes
 models: the dataset pool and the paper's split (PAPER.md, "Data and splits"), each
-role's seed, the victim and shadows (PAPER.md, "Models and training"), and their pruned
-and defended variants (PAPER.md, "Pruning", "The defense"). Every model is cached under
+role's seed, the victim and shadows (PAPER.md, "Models and training"), the reference
+models of LiRA and RMIA (beyond the paper: ``ref0..``, :func:`~miakit.splits.reference_split`),
+and their pruned and defended variants (PAPER.md, "Pruning", "The defense"); many of them
+train at once through :class:`~miakit.together.TrainTogether`. Every model is cached under
 :meth:`ModelSteps._model_key`, the one key of a model everywhere. The prune ->
 fine-tune -> measure -> save -> reload round trip happens in one place,
 :meth:`ModelSteps.model`: :func:`~miakit.prune.prune_model`,
@@ -15,7 +17,7 @@ reloading is ``variant.defense.rebuild``, :func:`~miakit.prune.restore_masks`,
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,13 +36,11 @@ from miakit.models import ARCHS, build_model
 from miakit.prune import prune_model, restore_masks, sparsity_report
 from miakit.splits import Split, reference_split
 from miakit.store import Store, config_key
+from miakit.together import TrainTogether
 from miakit.train import (
     FitResult,
     accuracy,
-    batch_groups,
-    batching_pays,
     fit,
-    fit_many,
     resolve_device,
 )
 from miakit.variants import ORIGINAL, Variant
@@ -67,7 +67,7 @@ class TrainedModel:
     info: dict[str, Any]
 
 
-class ModelSteps:
+class ModelSteps(TrainTogether):
     """Data, split, roles and the cached models of one config (see ``Experiment``)."""
 
     def __init__(
@@ -228,7 +228,7 @@ class ModelSteps:
 
     # -- trained models ----------------------------------------------------------------------
     def trained(self, role: str) -> TrainedModel:
-        """The victim or a shadow, trained once and then loaded from the cache."""
+        """The victim, a shadow or a reference model, trained once, then loaded from the cache."""
         with num_threads(self.threads):
             return self._trained(role)
 
@@ -356,59 +356,6 @@ class ModelSteps:
             "macs_fraction": report.macs_fraction,
             **{f"defense_{k}": v for k, v in result.record().items()},
         }
-
-    def prefetch(self, roles: Sequence[str], variant: Variant = ORIGINAL) -> None:
-        """Train the roles' missing models in ``variant`` together, when that pays.
-
-        :func:`miakit.train.fit_many` trains them in one step, each then cached under its
-        own key (results equal one at a time up to float rounding), when :attr:`batch`
-        is True, or "auto" and :func:`~miakit.train.batching_pays`. A defense that
-        cannot batch is left to :meth:`model`; nothing happens under a :attr:`trace`.
-        """
-        if self.batch is False or self.trace is not None:
-            return
-        missing = [r for r in roles if not self.store.has("model", self._model_key(r, variant))]
-        if len(missing) < 2:
-            return
-        if not variant.is_original:
-            self.prefetch(missing, ORIGINAL)
-            train, dev, _ = self.role_data(missing[0])
-            if not variant.defense.can_batch(train, dev):
-                return
-        if self.batch == "auto" and not batching_pays(self.new_model(), self.device, len(missing)):
-            return
-        sizes = [tuple(len(d) for d in self.role_data(r)[:2]) for r in missing]
-        for group in batch_groups(sizes):
-            if len(group) > 1:
-                self._train_together([missing[i] for i in group], variant)
-
-    def _train_together(self, roles: list[str], variant: Variant) -> None:
-        """One :func:`fit_many` (or ``finetune_many``) over ``roles``, each model then cached."""
-        keys = [self._model_key(r, variant) for r in roles]
-        data = [self.role_data(r) for r in roles]
-        seeds = [self.role_seed(r) for r in roles]
-        ckpt = self.store.scratch("model", {"together": keys}, "ckpt")
-        desc = f"{'train' if variant.is_original else 'finetune'} {len(roles)} models"
-        common = dict(device=self.device, progress=self.progress, checkpoint=ckpt, desc=desc)
-        models = []
-        for role, seed in zip(roles, seeds, strict=True):
-            if variant.is_original:
-                torch.manual_seed(seed)  # as _trained initialises it
-                models.append(self.new_model())
-            else:
-                models.append(self._pruned_start(role, variant))
-        trains, devs = [d[0] for d in data], [d[1] for d in data]
-        if variant.is_original:
-            results: list[Any] = fit_many(models, trains, devs, self.config.train, seeds, **common)
-        else:
-            cfg = self.config.finetune_config
-            results = variant.defense.finetune_many(models, trains, devs, cfg, seeds, **common)
-        infos = [
-            self._info(m, r, d[0], d[2]) for m, r, d in zip(models, results, data, strict=True)
-        ]
-        for key, model, info in zip(keys, models, infos, strict=True):
-            state = model.cpu().state_dict()
-            self._cached("model", key, lambda s=state, i=info: (s, i))
 
     def describe(self) -> dict[str, Any]:
         """The config as a plain dict (for notebook headers)."""

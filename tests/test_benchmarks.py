@@ -75,3 +75,21 @@ def test_peak_table_matches_the_specific_name_first(bench) -> None:
     assert peak("NVIDIA L40S") == 362e12
     assert peak("NVIDIA L4") == 121e12
     assert peak("Tesla V100-SXM2-16GB") is None  # no bf16 tensor cores: not in the table
+
+
+def test_bench_many_times_both_ways_and_prints_ratio_last(capsys) -> None:
+    path = ROOT / "benchmarks" / "bench_many.py"
+    spec = importlib.util.spec_from_file_location("bench_many", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--n", "2", "--epochs", "1", "--n-train", "64", "--n-dev", "32"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    sequential = [line for line in lines if line.startswith("one after another")]
+    together = [line for line in lines if line.startswith("together (fit_many")]
+    assert sequential and len(together) == 1
+    seconds = [float(re.search(r"([0-9.]+) s$", line).group(1)) for line in sequential + together]
+    assert all(t > 0 for t in seconds)
+    last = re.fullmatch(r"ratio: ([0-9]+\.[0-9]{2})", lines[-1])
+    assert last is not None, lines[-1]
+    assert float(last.group(1)) > 0

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "variants": 4,
     "plots": 4,
     "keys": 4,
+    "together": 5,
     "steps": 5,
     "experiment": 5,
     "tables": 6,

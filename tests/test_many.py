@@ -18,7 +18,7 @@ from miakit.data import Data, load_dataset
 from miakit.defenses import make_defense
 from miakit.models import build_model
 from miakit.prune import prune_model, refresh_masked_tensors
-from miakit.train import TrainConfig, batch_groups, batching_pays, fit, fit_many
+from miakit.train import ModelData, TrainConfig, batch_groups, batching_pays, fit, fit_many
 from miakit.train import many as many_mod
 
 #: float tolerance of the weights: fully connected models match to rounding; with
@@ -82,7 +82,7 @@ def test_fit_many_equals_fit_one_at_a_time(pool, arch):
         fit(m, t, d, TrainConfig(epochs=epochs, patience=1, batch_size=32, seed=s))
         for s, (m, t, d) in enumerate(zip(seq, trains, devs, strict=True))
     ]
-    many = fit_many(models, trains, devs, cfg, [0, 1, 2])
+    many = fit_many(models, ModelData.from_sets(trains, devs), cfg, [0, 1, 2])
     _compare(one, many, seq, models, TOL[arch])
     if arch == "mlp":  # patience 1 over 6 epochs: some model stopped before the others
         assert len({r.epochs_run for r in many}) > 1 or any(r.stopped_early for r in many)
@@ -100,7 +100,7 @@ def test_pruned_fine_tuning_together_keeps_each_models_masks(pool, arch):
         defense.finetune(m, t, d, TrainConfig(epochs=3, patience=0, batch_size=32, seed=s))
         for s, (m, t, d) in enumerate(zip(seq, trains, devs, strict=True))
     ]
-    many = defense.finetune_many(models, trains, devs, cfg, [0, 1])
+    many = defense.finetune_many(models, ModelData.from_sets(trains, devs), cfg, [0, 1])
     for a, b, m1, m2 in zip(one, many, seq, models, strict=True):
         assert (a.best_epoch, a.epochs_run) == (b.best_epoch, b.epochs_run)
         assert a.best_dev_acc == pytest.approx(b.best_dev_acc, abs=1e-6)
@@ -129,7 +129,7 @@ def test_ppb_fine_tunes_together_like_one_at_a_time(pool):
         ppb.finetune(m, t, d, TrainConfig(epochs=3, patience=0, batch_size=32, seed=s))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ppb.finetune_many(models, trains, devs, cfg, [0, 1])
+        ppb.finetune_many(models, ModelData.from_sets(trains, devs), cfg, [0, 1])
     slow = [w for w in caught if "batching rule" in str(w.message)]
     assert not slow, f"vmap fell back to a per-model loop: {slow[0].message}"
     for m1, m2 in zip(seq, models, strict=True):
@@ -143,14 +143,20 @@ def test_defenses_that_cannot_batch_say_so(pool):
     assert not advreg.can_batch(trains[0], devs[0])
     assert not dp.can_batch(trains[0], devs[0])
     with pytest.raises(ValueError, match="cannot fine-tune models together"):
-        dp.finetune_many(_models(pool, "mlp", 2), trains, devs, TrainConfig(epochs=1), [0, 1])
+        dp.finetune_many(
+            _models(pool, "mlp", 2),
+            ModelData.from_sets(trains, devs),
+            TrainConfig(epochs=1),
+            [0, 1],
+        )
 
 
 def test_fit_many_resumes_a_killed_run_identically(pool, tmp_path, monkeypatch):
     trains, devs = _sets(pool, 3)
     cfg = TrainConfig(epochs=6, patience=1, batch_size=32)
     reference = _models(pool, "mlp", 3)
-    expected = fit_many(reference, trains, devs, cfg, [4, 5, 6])
+    sets = ModelData.from_sets(trains, devs)
+    expected = fit_many(reference, sets, cfg, [4, 5, 6])
 
     real, saves = many_mod._save_checkpoint, []
 
@@ -164,11 +170,11 @@ def test_fit_many_resumes_a_killed_run_identically(pool, tmp_path, monkeypatch):
     models = _models(pool, "mlp", 3)
     monkeypatch.setattr(many_mod, "_save_checkpoint", dying)
     with pytest.raises(KeyboardInterrupt):
-        fit_many(models, trains, devs, cfg, [4, 5, 6], checkpoint=ckpt)
+        fit_many(models, sets, cfg, [4, 5, 6], checkpoint=ckpt)
     monkeypatch.setattr(many_mod, "_save_checkpoint", real)
     assert ckpt.exists()
     resumed_models = _models(pool, "mlp", 3)  # fresh weights: everything comes from the file
-    resumed = fit_many(resumed_models, trains, devs, cfg, [4, 5, 6], checkpoint=ckpt)
+    resumed = fit_many(resumed_models, sets, cfg, [4, 5, 6], checkpoint=ckpt)
     assert not ckpt.exists()
     for a, b, m1, m2 in zip(expected, resumed, reference, resumed_models, strict=True):
         assert (a.best_epoch, a.epochs_run, a.history) == (b.best_epoch, b.epochs_run, b.history)
@@ -178,25 +184,47 @@ def test_fit_many_resumes_a_killed_run_identically(pool, tmp_path, monkeypatch):
     monkeypatch.setattr(many_mod, "_save_checkpoint", dying)
     saves.clear()
     with pytest.raises(KeyboardInterrupt):
-        fit_many(_models(pool, "mlp", 3), trains, devs, cfg, [4, 5, 6], checkpoint=ckpt)
+        fit_many(_models(pool, "mlp", 3), sets, cfg, [4, 5, 6], checkpoint=ckpt)
     with pytest.raises(RuntimeError, match="delete it"):
-        fit_many(_models(pool, "mlp", 3), trains, devs, other, [4, 5, 6], checkpoint=ckpt)
+        fit_many(_models(pool, "mlp", 3), sets, other, [4, 5, 6], checkpoint=ckpt)
 
 
 def test_fit_many_refuses_what_it_cannot_batch(pool):
     trains, devs = _sets(pool, 2)
+    sets = ModelData.from_sets(trains, devs)
     cfg = TrainConfig(epochs=1)
     with pytest.raises(ValueError, match="one train set, dev set and seed per model"):
-        fit_many(_models(pool, "mlp", 2), trains, devs, cfg, [0])
+        fit_many(_models(pool, "mlp", 2), sets, cfg, [0])
     with pytest.raises(ValueError, match="one architecture"):
         mixed = [_models(pool, "mlp", 1)[0], _models(pool, "signal_cnn", 1)[0]]
-        fit_many(mixed, trains, devs, cfg, [0, 1])
+        fit_many(mixed, sets, cfg, [0, 1])
     short, _ = _sets(pool, 1, n_train=100)
     with pytest.raises(ValueError, match="train sets of one size"):
-        fit_many(_models(pool, "mlp", 2), [trains[0], short[0]], devs, cfg, [0, 1])
+        ModelData.from_sets([trains[0], short[0]], devs)
+    with pytest.raises(ValueError, match="index matrix"):
+        ModelData(pool, torch.arange(10), torch.arange(10).view(1, 10))
+    with pytest.raises(ValueError, match="outside the pool"):
+        ModelData(pool, torch.full((1, 4), len(pool)), torch.zeros(1, 4, dtype=torch.int64))
     advreg = make_defense("advreg", theta=1.0).training_objective(trains[0], devs[0])
     with pytest.raises(ValueError, match="stateful objective"):
-        fit_many(_models(pool, "mlp", 2), trains, devs, cfg, [0, 1], objective=advreg)
+        fit_many(_models(pool, "mlp", 2), sets, cfg, [0, 1], objective=advreg)
+
+
+def test_model_data_shares_one_pool(pool):
+    """Index matrices into one pool train exactly like separate copies of the sets."""
+    trains, devs = _sets(pool, 2)
+    gen = torch.Generator().manual_seed(0)
+    rows = [torch.randperm(len(pool), generator=gen) for _ in range(2)]
+    indexed = ModelData(
+        pool, torch.stack([r[:160] for r in rows]), torch.stack([r[160:240] for r in rows])
+    )
+    a, b = _models(pool, "mlp", 2), _models(pool, "mlp", 2)
+    cfg = TrainConfig(epochs=2, patience=0, batch_size=32)
+    fit_many(a, ModelData.from_sets(trains, devs), cfg, [0, 1])
+    fit_many(b, indexed, cfg, [0, 1])
+    for m1, m2 in zip(a, b, strict=True):
+        for k, v in m1.state_dict().items():
+            assert torch.equal(m2.state_dict()[k], v)
 
 
 def test_batching_rules():

@@ -23,7 +23,7 @@ from torch import nn
 
 from miakit.data import Data
 from miakit.defenses._masks import check_masks_kept, masked_names
-from miakit.train import FitResult, Objective, TrainConfig, fit, fit_many
+from miakit.train import FitResult, ModelData, Objective, TrainConfig, fit, fit_many
 from miakit.train.loop import StatefulObjective
 
 __all__ = ["DefenseParams", "DefenseResult", "NoDefense", "check_weight"]
@@ -211,8 +211,7 @@ class DefenseParams:
     def finetune_many(
         self,
         models: Sequence[nn.Module],
-        trains: Sequence[Data],
-        devs: Sequence[Data],
+        data: ModelData,
         cfg: TrainConfig,
         seeds: Sequence[int],
         *,
@@ -223,7 +222,7 @@ class DefenseParams:
     ) -> list[DefenseResult]:
         """:meth:`finetune` of each model, computed together (:func:`miakit.train.fit_many`).
 
-        Each model has its own data, batch-order seed (``seeds``, as ``cfg.seed`` of
+        Each model has its own rows of ``data``, batch-order seed (``seeds``, as ``cfg.seed`` of
         :meth:`finetune`), masks and early stopping; the results equal one
         :meth:`finetune` per model up to float rounding. Needs :meth:`can_batch`.
 
@@ -231,7 +230,8 @@ class DefenseParams:
             ValueError: if this defense cannot batch (see :meth:`can_batch`).
             RuntimeError: if a mask was lost or a pruned entry became non-zero.
         """
-        if not self.can_batch(trains[0], devs[0]):
+        train, dev = data.train_set(0), data.dev_set(0)
+        if not self.can_batch(train, dev):
             raise ValueError(
                 f"the {self.name!r} defense cannot fine-tune models together "
                 "(its own loop or a stateful objective); call finetune per model"
@@ -239,11 +239,10 @@ class DefenseParams:
         before = [masked_names(m) for m in models]
         results = fit_many(
             models,
-            trains,
-            devs,
+            data,
             cfg,
             seeds,
-            objective=self.training_objective(trains[0], devs[0]),
+            objective=self.training_objective(train, dev),
             device=device,
             progress=progress,
             checkpoint=checkpoint,

@@ -37,11 +37,12 @@ from miakit.train.loop import (
     prepare,
     seed_everything,
 )
-from miakit.train.many import batch_groups, batching_pays, fit_many
+from miakit.train.many import ModelData, batch_groups, batching_pays, fit_many
 
 __all__ = [
     "EarlyStopping",
     "FitResult",
+    "ModelData",
     "Objective",
     "TrainConfig",
     "accuracy",

@@ -51,14 +51,15 @@ from miakit.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from miakit.data import Data
 from miakit.models import is_convnet
 from miakit.prune import refresh_masked_tensors
 from miakit.train.config import Objective, TrainConfig, cross_entropy
 from miakit.train.evaluate import autocast, eval_batch_size
+from miakit.train.groups import ModelData, batch_groups
 from miakit.train.loop import EarlyStopping, FitResult, StatefulObjective
 
-__all__ = ["batch_groups", "batching_pays", "fit_many"]
+__all__ = ["ModelData", "batch_groups", "batching_pays", "fit_many"]
+
 
 # the name fit_many calls (tests interrupt a run by patching it)
 _save_checkpoint = save_checkpoint
@@ -76,14 +77,6 @@ def batching_pays(model: nn.Module, device: str | torch.device | None, count: in
     if dev.type == "cuda":
         return True
     return not is_convnet(model) and torch.get_num_threads() >= 2
-
-
-def batch_groups(sizes: Sequence[tuple[int, ...]]) -> list[list[int]]:
-    """Indices grouped by equal size signatures (e.g. ``(n_train, n_dev)``), in first-seen order."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, sig in enumerate(sizes):
-        groups.setdefault(tuple(sig), []).append(i)
-    return list(groups.values())
 
 
 class _Functional:
@@ -106,18 +99,13 @@ class _Slice:
         return {k: self.tensors[k][self.i].detach() for k in self.keys}
 
 
-def _check(
-    models: Sequence[nn.Module],
-    trains: Sequence[Data],
-    devs: Sequence[Data],
-    seeds: Sequence[int],
-) -> None:
+def _check(models: Sequence[nn.Module], data: ModelData, seeds: Sequence[int]) -> None:
     if not models:
         raise ValueError("fit_many needs at least one model")
-    if not len(models) == len(trains) == len(devs) == len(seeds):
+    if not len(models) == data.num_models == len(seeds):
         raise ValueError(
             f"fit_many needs one train set, dev set and seed per model; got {len(models)} "
-            f"models, {len(trains)} train sets, {len(devs)} dev sets and {len(seeds)} seeds"
+            f"models, {data.num_models} train and dev sets and {len(seeds)} seeds"
         )
     shapes = {k: v.shape for k, v in models[0].state_dict().items()}
     for i, m in enumerate(models[1:], 1):
@@ -127,19 +115,11 @@ def _check(
                 f"fit_many trains models of one architecture: model {i}'s tensors differ from "
                 "model 0's (names or shapes); train them in separate groups (batch_groups)"
             )
-    for what, sets in (("train", trains), ("dev", devs)):
-        sizes = sorted({len(d) for d in sets})
-        if len(sizes) != 1 or sizes[0] == 0:
-            raise ValueError(
-                f"fit_many needs non-empty {what} sets of one size, got sizes {sizes}; "
-                "group the models by data size (batch_groups) or train them with fit"
-            )
 
 
 def fit_many(
     models: Sequence[nn.Module],
-    trains: Sequence[Data],
-    devs: Sequence[Data],
+    data: ModelData,
     cfg: TrainConfig,
     seeds: Sequence[int],
     *,
@@ -156,8 +136,8 @@ def fit_many(
         models: same-architecture networks (same tensor names and shapes, masks
             included), each trained in place and left in eval mode with its best-dev
             weights.
-        trains: each model's training data; all of one size.
-        devs: each model's dev data for early stopping; all of one size.
+        data: each model's training and dev rows of one pool (:class:`ModelData`;
+            ``ModelData.from_sets(trains, devs)`` for separate sets).
         cfg: hyper-parameters shared by all (``cfg.seed`` is ignored: see ``seeds``).
         seeds: each model's batch-order seed, as ``fit``'s ``cfg.seed``; the first also
             seeds torch's global RNG (dropout).
@@ -178,20 +158,18 @@ def fit_many(
         ValueError: on mismatched models or data sizes, or a stateful objective.
         RuntimeError: if ``checkpoint`` belongs to another run (delete it to restart).
     """
-    _check(models, trains, devs, seeds)
+    _check(models, data, seeds)
     objective = objective or cross_entropy
     if isinstance(objective, StatefulObjective):
         raise ValueError(
             f"fit_many cannot batch the stateful objective {objective!r}; train with fit"
         )
     dev_ = resolve_device(device)
-    n, count = len(trains[0]), len(models)
+    n, count = int(data.train.shape[1]), len(models)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     torch.manual_seed(int(seeds[0]))
-    x = torch.stack([t.x for t in trains]).to(dev_)
-    y = torch.stack([t.y for t in trains]).to(dev_)
-    dx = torch.stack([d.x for d in devs]).to(dev_)
-    dy = torch.stack([d.y for d in devs]).to(dev_)
+    px, py = data.pool.x.to(dev_), data.pool.y.to(dev_)
+    train_rows, dev_rows = data.train.to(dev_), data.dev.to(dev_)
     keys = list(models[0].state_dict())
     template = _template(models[0])
     stacked_params, stacked_buffers = stack_module_state(list(models))
@@ -210,7 +188,8 @@ def fit_many(
     stoppers = [EarlyStopping(cfg.patience, keep_initial=keep_initial) for _ in models]
     histories: list[list[dict[str, float]]] = [[] for _ in models]
     done: dict[int, tuple[int, bool]] = {}  # model -> (epochs run, stopped early)
-    run = {**asdict(cfg), "seeds": [int(s) for s in seeds], "n_train": n, "n_dev": len(devs[0])}
+    run = {**asdict(cfg), "seeds": [int(s) for s in seeds], "n_train": n}
+    run["n_dev"] = int(data.dev.shape[1])
     run["keep_initial"] = keep_initial
     ckpt = Path(checkpoint) if checkpoint is not None else None
     state = load_checkpoint(ckpt) if ckpt is not None else None
@@ -230,7 +209,7 @@ def fit_many(
         done = {int(i): (int(e), bool(s)) for i, e, s in state["done"].tolist()}
     elif keep_initial:
         for j, (i, acc) in enumerate(
-            zip(active, _dev_accs(template, params, buffers, dx, dy), strict=True)
+            zip(active, _dev_accs(template, params, buffers, px, py, dev_rows), strict=True)
         ):
             stoppers[i].update(0, acc, _Slice({**params, **buffers}, keys, j))
 
@@ -248,19 +227,19 @@ def fit_many(
             active = [active[j] for j in keep]
             params, buffers, opt = _shrink(params, buffers, opt, keep, cfg)
         rows = torch.tensor(active, device=dev_)
-        xs, ys, dxs, dys = x[rows], y[rows], dx[rows], dy[rows]
-        lanes = torch.arange(len(active), device=dev_)[:, None]
+        own_train, own_dev = train_rows[rows], dev_rows[rows]
         template.train()
         total = torch.zeros(len(active), device=dev_)
         for idx in _batches(n, cfg.batch_size, [gens[i] for i in active], dev_):
-            xb, yb = xs[lanes, idx], ys[lanes, idx]
+            ids = own_train.gather(1, idx)  # (models, batch) pool rows
+            xb, yb = px[ids], py[ids]
             with autocast(dev_):
                 loss = step_losses(params, buffers, xb, yb)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             total += loss.detach().float() * idx.shape[1]
-        accs = _dev_accs(template, params, buffers, dxs, dys)
+        accs = _dev_accs(template, params, buffers, px, py, own_dev)
         losses_ = (total / n).tolist()
         tensors = {**params, **buffers}
         for j, i in enumerate(active):
@@ -349,9 +328,14 @@ def _batches(
 
 @torch.no_grad()
 def _dev_accs(
-    template: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
+    template: nn.Module,
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    x: Tensor,
+    y: Tensor,
+    rows: Tensor,
 ) -> list[float]:
-    """Each stacked model's dev accuracy (eval mode), read with one host sync."""
+    """Each stacked model's accuracy (eval mode) on its pool ``rows``, read with one sync."""
     template.eval()
     device = y.device
 
@@ -359,12 +343,11 @@ def _dev_accs(
         return functional_call(template, (p, b), (xb,)).argmax(1)
 
     run = vmap(predict)
-    correct = torch.zeros(y.shape[0], device=device)
-    step = eval_batch_size(device)
-    for xb, yb in zip(x.split(step, dim=1), y.split(step, dim=1), strict=True):
+    correct = torch.zeros(rows.shape[0], device=device)
+    for chunk in rows.split(eval_batch_size(device), dim=1):
         with autocast(device):
-            correct += (run(params, buffers, xb) == yb).sum(1)
-    return (correct / y.shape[1]).tolist()
+            correct += (run(params, buffers, x[chunk]) == y[chunk]).sum(1)
+    return (correct / rows.shape[1]).tolist()
 
 
 def _bar(progress: bool, total: int, initial: int, desc: str) -> Any:
