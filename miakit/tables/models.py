@@ -116,6 +116,7 @@ def variants_table(exp: Experiment, variants: VariantsArg) -> pd.DataFrame:
     """
     rows = []
     for variant in _variants(variants):
+        exp.prefetch(exp.roles(), variant)  # the victim and shadows together, when that pays
         for role in exp.roles():
             info = exp.model(role, variant).info
             cols = {k.removeprefix("m_"): v for k, v in variant.columns("m").items()}

@@ -147,6 +147,12 @@ def train_epoch(
     return total
 
 
+class HasStateDict(Protocol):
+    """What :class:`EarlyStopping` copies the best weights from."""
+
+    def state_dict(self) -> Mapping[str, Tensor]: ...
+
+
 @runtime_checkable
 class StatefulObjective(Protocol):
     """An objective whose own state must survive a resumed :func:`fit`.
@@ -200,8 +206,12 @@ class EarlyStopping:
     stale: int = 0
     best_state: dict[str, Tensor] | None = None
 
-    def update(self, epoch: int, acc: float, model: nn.Module) -> bool:
-        """Record an epoch's dev accuracy, keep the weights if it improved; returns improved."""
+    def update(self, epoch: int, acc: float, model: nn.Module | HasStateDict) -> bool:
+        """Record an epoch's dev accuracy, keep the weights if it improved; returns improved.
+
+        ``model`` is anything with a ``state_dict()`` (a module, or one model of the stack
+        that :func:`miakit.train.fit_many` trains).
+        """
         if epoch == 0 and not self.keep_initial:
             return False
         if acc > self.best_acc:
