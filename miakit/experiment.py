@@ -19,25 +19,21 @@ import os
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 
-from miakit._util import num_threads
 from miakit.attacks import (
     ATTACKS,
-    AttackInputs,
     AttackScores,
     AttackSettings,
-    ReferenceSignals,
     make_attack,
 )
 from miakit.config import PROFILES, ExperimentConfig, ParameterError, profile
 from miakit.keys import derives_key
 from miakit.metrics import AttackResult
-from miakit.steps import STEP_VERSIONS, ModelSteps, TrainedModel
+from miakit.signal_steps import SignalSteps
+from miakit.steps import STEP_VERSIONS, TrainedModel
 from miakit.store import CacheError, Store, config_key
 from miakit.threads import apply_thread_budget
-from miakit.train import logits, sensitivity
 from miakit.variants import ORIGINAL, Variant
 
 __all__ = [
@@ -53,7 +49,7 @@ __all__ = [
 ]
 
 
-class Experiment(ModelSteps):
+class Experiment(SignalSteps):
     """The cached pipeline for one :class:`ExperimentConfig`.
 
     Args:
@@ -78,119 +74,14 @@ class Experiment(ModelSteps):
             is not part of any cache key.
 
     The model steps (data, split, roles, train, prune, fine-tune/defend) come from
-    :class:`~miakit.steps.ModelSteps`; this class adds the signals and the attacks.
+    :class:`~miakit.steps.ModelSteps`, the signals from :class:`~miakit.signal_steps.SignalSteps`;
+    this class adds the attacks.
 
     Example:
         >>> exp = Experiment(profile("quick"))            # doctest: +SKIP
         >>> scores = exp.attack_scores("samia", exp.variant())  # doctest: +SKIP
         >>> tables.attack_table(exp, [ORIGINAL, exp.variant()])  # doctest: +SKIP
     """
-
-    # -- attack signals -------------------------------------------------------------------
-    def _sample_set(self, role: str, samples: str) -> np.ndarray:
-        """Pool indices of a named sample set.
-
-        ``"own"``: the role's members (train) then non-members (test), the set its
-        attacks are fitted or evaluated on. ``"victim"``: the victim's members and
-        non-members; ``"population"``: the victim's dev split (non-members of every
-        model), RMIA's population.
-        """
-        if samples == "own":
-            s = self._split(role)
-        elif samples == "victim":
-            s = self._split("victim")
-        elif samples == "population":
-            return self._split("victim").dev
-        else:
-            raise ValueError(f"unknown sample set {samples!r}; use 'own', 'victim' or 'population'")
-        return np.concatenate([s.train, s.test])
-
-    def signals(self, role: str, variant: Variant = ORIGINAL, samples: str = "own") -> AttackInputs:
-        """Posteriors, logits, labels and sensitivity of a model on a sample set (cached).
-
-        Computed once per (model, sample set); every attack reads them.
-        Sensitivity follows PAPER.md, "SAMIA" (m perturbations of scale eps); only the
-        ``"own"`` set carries it (SAMIA's shadows and target): the ``"victim"`` and
-        ``"population"`` sets feed LiRA and RMIA, which read logits alone, so they are
-        the cheaper ``logits`` step (``sensitivity=None``).
-        ``membership`` is 1 where the sample is in the training set of THIS role's
-        model, by the role's own split, for every sample set: a shadow's signals
-        on the victim's samples are all OUT.
-        """
-        c = self.config
-        key = self._signals_key(role, variant, samples)
-        idx = self._sample_set(role, samples)
-        membership = np.isin(idx, self._split(role).train).astype(np.int64)
-
-        def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-            model = self.model(role, variant).model
-            x = self.data.x[torch.as_tensor(idx)]
-            out = logits(model, x, device=self.device)
-            if samples != "own":
-                return {"logits": out}, {}
-            sens = sensitivity(
-                model,
-                x,
-                m=c.sensitivity_m,
-                eps=c.sensitivity_eps,
-                seed=c.seed,
-                device=self.device,
-                progress=self.progress,
-                desc=f"sensitivity {role} ({variant.label}, {samples})",
-            )
-            return {"logits": out, "sensitivity": sens}, {}
-
-        with num_threads(self.threads):
-            tensors, _ = self._cached("signals", key, create)
-        out = tensors["logits"].double()
-        return AttackInputs(
-            posteriors=out.softmax(1).numpy(),
-            labels=self.data.y[torch.as_tensor(idx)].numpy().astype(np.int64),
-            sensitivity=tensors["sensitivity"].double().numpy()
-            if "sensitivity" in tensors
-            else None,
-            membership=membership,
-            logits=out.numpy(),
-            sample_ids=idx,
-        )
-
-    @derives_key
-    def _signals_key(self, role: str, variant: Variant, samples: str) -> dict[str, Any]:
-        step = "signals" if samples == "own" else "logits"
-        return self.step_key(step, {"model": self._model_key(role, variant)}, samples=samples)
-
-    def shadow_signals(self, variant: Variant = ORIGINAL) -> AttackInputs:
-        """All shadows' signals on their own members and non-members, pooled."""
-        roles = self.roles()[1:]
-        self.prefetch(roles, variant)
-        return AttackInputs.concat([self.signals(r, variant) for r in roles])
-
-    def attack_roles(self) -> list[str]:
-        """The reference models of LiRA and RMIA: ``ref0..`` when ``num_references > 0``,
-        else the shadows (all OUT on the victim's samples: offline variants only)."""
-        return self.reference_roles() or self.roles()[1:]
-
-    def references(
-        self, victim: Variant = ORIGINAL, shadows: Variant | None = None
-    ) -> ReferenceSignals:
-        """The reference models on the victim's samples and on the population.
-
-        LiRA's and RMIA's input (samples x models): each reference model's signals on
-        the victim's members and non-members (``is_in`` from its own split: the
-        ``num_references`` models of :func:`~miakit.splits.reference_split` are IN for
-        about half of them, shadows for none), each one's and the victim's ``p_y`` on
-        the population (the victim's dev split, non-members of every model). The
-        references are in the ``shadows`` variant (default: the victim's), pruned the
-        same way as the shadows would be.
-        """
-        shadows = victim if shadows is None else shadows
-        roles = self.attack_roles()
-        self.prefetch(roles, shadows)
-        return ReferenceSignals.from_inputs(
-            [self.signals(r, shadows, "victim") for r in roles],
-            [self.signals(r, shadows, "population") for r in roles],
-            self.signals("victim", victim, "population"),
-        )
 
     # -- attacks --------------------------------------------------------------------------
     @property
@@ -296,7 +187,7 @@ class Experiment(ModelSteps):
         if "references" in cls.uses:
             inputs["references"] = [
                 self._signals_key(r, shadows, s)
-                for r in self.attack_roles()
+                for r in self.attack_roles(name)
                 for s in ("victim", "population")
             ]
             inputs["population"] = self._signals_key("victim", victim, "population")
@@ -326,7 +217,7 @@ class Experiment(ModelSteps):
             settings = replace(self.attack_settings, label=shadows.label) if cls.persist else None
             attack = make_attack(name, settings=settings, **options)
             shadow_inputs = self.shadow_signals(shadows) if "shadows" in cls.uses else None
-            refs = self.references(victim, shadows) if "references" in cls.uses else None
+            refs = self.references(victim, shadows, name) if "references" in cls.uses else None
             if cls.persist:
                 attack.fit(
                     shadow_inputs, refs, checkpoint=self.store.scratch("attack_model", key, "ckpt")

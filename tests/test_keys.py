@@ -63,6 +63,7 @@ ARTIFACTS: dict[str, Callable[[Experiment], tuple[str, dict]]] = {
         "signals",
         e._signals_key("ref0", PRUNED, "victim"),
     ),
+    "lira_online fit": lambda e: ("fitted", e._fitted_key("lira_online", PRUNED, PRUNED, {})),
     "conf fit": lambda e: ("fitted", e._fitted_key("conf", PRUNED, PRUNED, {})),
     "samia fit": lambda e: ("attack_model", e._fitted_key("samia", PRUNED, PRUNED, {})),
     "lira fit": lambda e: ("fitted", e._fitted_key("lira", PRUNED, PRUNED, {})),
@@ -102,6 +103,7 @@ def measured(tmp_path_factory):
     exp.attack_scores("samia", PRUNED)
     exp.attack_scores("lira", ORIGINAL)
     exp.attack_scores("lira", PRUNED)  # its fit is measured too (scores not checked)
+    exp.attack_scores("lira_online", PRUNED)  # the reference models, pruned
     digests = {name: config_key(*artifact(exp)) for name, artifact in ARTIFACTS.items()}
     return trace, digests
 

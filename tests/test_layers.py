@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "plots": 4,
     "keys": 4,
     "together": 5,
+    "signal_steps": 5,
     "steps": 5,
     "experiment": 5,
     "tables": 6,

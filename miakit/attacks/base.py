@@ -344,7 +344,8 @@ class Attack(ABC):
         title: display name in figures and tables.
         family: ``"threshold"``, ``"neural"`` or ``"reference"``.
         uses: what :meth:`fit` reads: ``{"shadows"}`` (pooled shadow signals) or
-            ``{"references"}`` (:class:`ReferenceSignals`).
+            ``{"references"}`` (:class:`ReferenceSignals` of the shadows, all OUT); with
+            ``"reference_models"``, of the reference models, IN and OUT (online attacks).
         persist: whether the fitted state is worth caching (:meth:`state`).
 
     ``threshold`` is the score at or above which the attack's hard decision is

@@ -159,7 +159,7 @@ class LiRAOnline(Attack):
     name: ClassVar[str] = "lira_online"
     title: ClassVar[str] = "LiRA (online)"
     family: ClassVar[str] = "reference"
-    uses: ClassVar[frozenset[str]] = frozenset({"references"})
+    uses: ClassVar[frozenset[str]] = frozenset({"references", "reference_models"})
 
     fix_variance: bool = True
     references_: ReferenceSignals | None = field(default=None, init=False, repr=False)

@@ -118,7 +118,7 @@ class RMIAOnline(Attack):
     name: ClassVar[str] = "rmia_online"
     title: ClassVar[str] = "RMIA (online)"
     family: ClassVar[str] = "reference"
-    uses: ClassVar[frozenset[str]] = frozenset({"references"})
+    uses: ClassVar[frozenset[str]] = frozenset({"references", "reference_models"})
 
     gamma: float = 1.0
     beta: float = 0.5

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from miakit.attacks import ATTACKS
 from miakit.attacks.scores import AttackScores
 from miakit.defenses import make_defense
 from miakit.experiment import Experiment
@@ -44,7 +43,8 @@ def attack_table(
             (paired by position, e.g. a defended victim attacked once with undefended and
             once with defended shadows); ``None`` (or a ``None`` in the list): the
             victim's own (the paper's default, adaptive adversary).
-        attacks: attack names (default: every attack of :data:`miakit.attacks.ATTACKS`).
+        attacks: attack names (default: :meth:`~miakit.experiment.Experiment.attack_names`,
+            every attack the experiment can run).
         names: one display name per victim (e.g. ``"PPB, adaptive"``), put in a ``model``
             column first; for legends and pivots only.
         **options: attack options (e.g. SAMIA's ``use_sensitivity=False``); attacks that
@@ -53,7 +53,7 @@ def attack_table(
     Raises:
         ValueError: ``shadows`` or ``names`` is a list of another length than ``victims``.
     """
-    attack_names = list(attacks) if attacks is not None else list(ATTACKS)
+    attack_names = list(attacks) if attacks is not None else exp.attack_names()
     vs = _variants(victims)
     pools = [shadows] * len(vs) if shadows is None or isinstance(shadows, Variant) else shadows
     if len(pools) != len(vs):
