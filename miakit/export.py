@@ -45,6 +45,13 @@ key                         shape     dtype   meaning
 ``population_sample_ids``   (Z,)      int64   pool indices of the population
 ``population_p_y``          (Z, S)    float64 each shadow's p_y on the population
 ``target_population_p_y``   (Z,)      float64 the victim's p_y on the population
+``refmodel_p_y``            (N, R)    float64 with ``num_references`` R > 0: each
+                                              reference model's p_y on the target
+                                              samples (online LiRA and RMIA)
+``refmodel_phi``            (N, R)    float64 their ``log(p_y / (1 - p_y))``
+``refmodel_is_in``          (N, R)    bool    reference ``r`` trained on target sample
+                                              ``n`` (for about half of them)
+``refmodel_population_p_y`` (Z, R)    float64 their p_y on the population
 ``scores_<attack>``         (N,)      float64 the attack's scores on the target rows
                                               (higher = member)
 ``threshold_<attack>``      ()        float64 ``scores >= threshold`` is its decision
@@ -111,6 +118,11 @@ KEYS: dict[str, str] = {
     "population_sample_ids": "(Z,) pool indices of the population (victim's dev split)",
     "population_p_y": "(Z, S) each shadow's true-class probability on the population",
     "target_population_p_y": "(Z,) the victim's true-class probability on the population",
+    "refmodel_p_y": "(N, R) with num_references R > 0: each reference model's p_y on the "
+    "target samples (online LiRA and RMIA)",
+    "refmodel_phi": "(N, R) each reference model's log(p_y / (1 - p_y)) on the target samples",
+    "refmodel_is_in": "(N, R) bool: reference model r trained on target sample n",
+    "refmodel_population_p_y": "(Z, R) each reference model's p_y on the population",
     "scores_<attack>": "(N,) the attack's scores on the target rows (higher = member)",
     "threshold_<attack>": "() scores >= threshold is the attack's member decision",
     "meta_json": "() JSON string: config, victim, shadows, attacks, keys, miakit_version",
@@ -219,6 +231,11 @@ def export_signals(
         "population_p_y": refs.population_p_y,
         "target_population_p_y": refs.target_population_p_y,
     }
+    if exp.config.num_references:
+        online = exp.references(victim, shadows, "lira_online")
+        arrays["refmodel_p_y"], arrays["refmodel_phi"] = online.p_y, online.phi
+        arrays["refmodel_is_in"] = online.is_in
+        arrays["refmodel_population_p_y"] = online.population_p_y
     for name in names:
         result = exp.attack_scores(name, victim, shadows)
         arrays[f"scores_{name}"] = np.asarray(result.scores, dtype=np.float64)

@@ -36,6 +36,7 @@ def test_keys_and_shapes(exp, exported):
     n = len(exp.splits.victim.train) + len(exp.splits.victim.test)
     m = sum(len(s.train) + len(s.test) for s in exp.splits.shadows)
     s, z, k = len(exp.attack_roles()), len(exp.splits.victim.dev), exp.data.num_classes
+    r = exp.config.num_references
     shapes = {
         **{f"target_{x}": (n, k) for x in ("posteriors", "logits", "sensitivity")},
         **{f"target_{x}": (n,) for x in ("labels", "membership", "sample_ids")},
@@ -48,6 +49,8 @@ def test_keys_and_shapes(exp, exported):
         "population_sample_ids": (z,),
         "population_p_y": (z, s),
         "target_population_p_y": (z,),
+        **{f"refmodel_{x}": (n, r) for x in ("p_y", "phi", "is_in")},
+        "refmodel_population_p_y": (z, r),
         **{f"scores_{a}": (n,) for a in ATTACKS},
         **{f"threshold_{a}": () for a in ATTACKS},
         "meta_json": (),
@@ -59,6 +62,11 @@ def test_keys_and_shapes(exp, exported):
         assert d[key].dtype != object, key
     assert d["ref_is_in"].dtype == bool and not d["ref_is_in"].any()  # disjoint splits
     np.testing.assert_array_equal(d["ref_sample_ids"], d["target_sample_ids"])
+    # the reference models: complementary halves, each target sample IN for exactly half
+    np.testing.assert_array_equal(d["refmodel_is_in"].sum(1), np.full(n, r // 2))
+    for i in range(r):
+        trained = np.isin(d["target_sample_ids"], exp._split(f"ref{i}").train)
+        np.testing.assert_array_equal(d["refmodel_is_in"][:, i], trained)
     np.testing.assert_array_equal(d["population_sample_ids"], exp.splits.victim.dev)
 
 

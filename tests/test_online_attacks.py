@@ -255,5 +255,7 @@ def test_online_attacks_are_registered_beside_the_offline_ones() -> None:
     assert not {"lira_online", "rmia_online"} & set(attacks.BASELINES)
     for name in ("lira_online", "rmia_online"):
         cls = attacks.ATTACKS[name]
-        assert cls.uses == attacks.ATTACKS["lira"].uses == {"references"} and not cls.persist
+        # the same ReferenceSignals input, built from the reference models (IN and OUT)
+        assert cls.uses == {"references", "reference_models"} and not cls.persist
+        assert attacks.ATTACKS["lira"].uses == {"references"}
         assert attacks.make_attack(name).name == name
