@@ -276,3 +276,20 @@ def test_pipeline_trains_victim_and_references_together(tmp_path, monkeypatch):
             assert a.info["train_acc"] == pytest.approx(b.info["train_acc"], abs=1e-6)
             for k, v in a.model.state_dict().items():
                 torch.testing.assert_close(b.model.state_dict()[k], v, atol=1e-5, rtol=1e-5)
+
+
+def test_each_models_best_weights_hold_one_model_not_the_stack(pool, monkeypatch):
+    """The kept best-dev weights (and so the checkpoint) grow with N, not with N squared."""
+    trains, devs = _sets(pool, 4)
+    saved = []
+    monkeypatch.setattr(many_mod, "_save_checkpoint", lambda path, state: saved.append(state))
+    fit_many(
+        _models(pool, "mlp", 4),
+        ModelData.from_sets(trains, devs),
+        TrainConfig(epochs=1, patience=0, batch_size=32),
+        [0, 1, 2, 3],
+        checkpoint="unused.ckpt",
+    )
+    for stopper in saved[-1]["stoppers"]:
+        for name, t in stopper["best_model"].items():
+            assert t.untyped_storage().nbytes() == t.numel() * t.element_size(), name
