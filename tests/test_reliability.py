@@ -91,7 +91,8 @@ def test_two_runs_on_one_empty_cache_train_each_model_once(tmp_path):
         assert proc.returncode == 0, err[-2000:]
     fits = log.read_text().splitlines()
     trained = sorted(line.split(" ", 1)[1] for line in fits)
-    assert trained == ["train shadow0", "train shadow1", "train victim"], fits
+    refs = [f"train ref{i}" for i in range(profile("smoke").num_references)]
+    assert trained == [*refs, "train shadow0", "train shadow1", "train victim"], fits
     with np.load(tmp_path / "out0.npz") as a, np.load(tmp_path / "out1.npz") as b:
         assert sorted(a.files) == sorted(b.files)
         for name in a.files:

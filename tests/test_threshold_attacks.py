@@ -450,6 +450,7 @@ def test_families_and_titles_come_from_the_classes() -> None:
         frozenset(),
         frozenset({"shadows"}),
         frozenset({"references"}),
+        frozenset({"references", "reference_models"}),  # the online LiRA and RMIA
     }
     assert [n for n, c in attacks.ATTACKS.items() if c.persist] == list(attacks.family("neural"))
 

@@ -38,7 +38,15 @@ from miakit.data.download import DOWNLOAD_TIMEOUT_S, DatasetUnavailableError, da
 from miakit.data.errors import ChecksumMismatchError, DataError
 from miakit.data.info import ArchiveLayout, DatasetInfo, RemoteFile
 from miakit.data.registry import ALIASES, DATASETS, canonical_name, load_dataset
-from miakit.splits import DEV_SIZE, TEST_SIZE, Split, Splits, paper_splits, split_sizes
+from miakit.splits import (
+    DEV_SIZE,
+    TEST_SIZE,
+    Split,
+    Splits,
+    paper_splits,
+    reference_split,
+    split_sizes,
+)
 
 __all__ = [
     "ALIASES",
@@ -59,5 +67,6 @@ __all__ = [
     "data_root",
     "load_dataset",
     "paper_splits",
+    "reference_split",
     "split_sizes",
 ]
