@@ -58,7 +58,8 @@ class TrainTogether:
                 return
         if self.batch == "auto" and not batching_pays(self.new_model(), self.device, len(missing)):
             return
-        sizes = [tuple(len(d) for d in self.role_data(r)[:2]) for r in missing]
+        splits = [self._split(r) for r in missing]  # sizes without copying the data
+        sizes = [(len(s.train), len(s.dev)) for s in splits]
         for group in batch_groups(sizes):
             if len(group) > 1:
                 self._train_together([missing[i] for i in group], variant)

@@ -216,7 +216,12 @@ class EarlyStopping:
             return False
         if acc > self.best_acc:
             self.best_acc, self.best_epoch, self.stale = acc, epoch, 0
-            self.best_state = copy.deepcopy(model.state_dict())
+            # a clone per tensor: a deep copy of a view (one model of fit_many's stack)
+            # would copy the whole storage it views
+            self.best_state = {
+                k: v.detach().clone() if isinstance(v, Tensor) else copy.deepcopy(v)
+                for k, v in model.state_dict().items()
+            }
             return True
         self.stale += 1
         return False

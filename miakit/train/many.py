@@ -98,8 +98,7 @@ class _Slice:
         self.tensors, self.keys, self.i = tensors, keys, i
 
     def state_dict(self) -> dict[str, Tensor]:
-        # clones: a deep copy of a view would copy the whole stack's storage
-        return {k: self.tensors[k][self.i].detach().clone() for k in self.keys}
+        return {k: self.tensors[k][self.i].detach() for k in self.keys}
 
 
 def _check(models: Sequence[nn.Module], data: ModelData, seeds: Sequence[int]) -> None:
