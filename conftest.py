@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+import urllib.error
 
+import pytest
 import torch
 
 _ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -27,3 +29,18 @@ os.environ.pop("MIAKIT_SET", None)
 # Tiny models: one thread is faster than several and immune to a busy machine.
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every download fails like an offline machine; returns the list of URLs tried."""
+    from miakit.data import download
+
+    tried: list[str] = []
+
+    def no_network(url, dest, *, timeout):
+        tried.append(url)
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(download, "download_file", no_network)
+    return tried

@@ -50,17 +50,8 @@ CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 # ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Every download fails like an offline machine; returns the list of URLs tried."""
-    tried: list[str] = []
-
-    def no_network(url, dest, *, timeout):
-        tried.append(url)
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr(dl, "download_file", no_network)
-    return tried
+#: No test here reaches the network: every download fails as offline (``conftest.py``).
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 def serve(monkeypatch, files: dict[str, bytes]) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import traceback
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +20,13 @@ import pytest
 import torch
 
 from miakit.data import DATASETS, DataError, DatasetUnavailableError, load_dataset, paper_splits
-from miakit.data import download as dl
 from miakit.data.authors import parse_authors_purchase, parse_memguard_npz
 
 TABULAR = ["purchase100", "location", "texas100"]
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Every download fails like an offline machine; returns the list of URLs tried."""
-    tried: list[str] = []
-
-    def no_network(url, dest, *, timeout):
-        tried.append(url)
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr(dl, "download_file", no_network)
-    return tried
+#: No test here reaches the network: every download fails as offline (``conftest.py``).
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 # ----------------------------------------------------------------------------------------
