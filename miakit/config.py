@@ -33,6 +33,7 @@ from miakit.train import TrainConfig
 
 __all__ = [
     "PROFILES",
+    "SEED_STRIDE",
     "ParameterError",
     "ExperimentConfig",
     "Grid",
@@ -41,6 +42,9 @@ __all__ = [
     "profile",
     "profile_names",
 ]
+
+#: The distance between replicates' base seeds (:meth:`ExperimentConfig.replicate`).
+SEED_STRIDE = 1_000_000
 
 
 class ParameterError(ValueError):
@@ -73,6 +77,12 @@ class ExperimentConfig:
             shadows serve as (all-OUT) references, offline variants only.
         seed: base seed of model initialisation and batch order; the victim
             uses ``seed``, shadow ``i`` uses ``seed + 1 + i``.
+        seeds: independent replicates of the whole pipeline (models, shadows, reference
+            models, attack networks) that every table runs and every interval is taken
+            over (:mod:`miakit.metrics.intervals`); replicate ``r`` is the config with
+            ``seed + r * SEED_STRIDE`` (:meth:`replicate`), so replicate 0 is this
+            config and shares its cache. Not part of any cache key. The paper reports
+            one run (default 1).
         train: training hyper-parameters of the victim and every shadow.
         finetune: post-pruning fine-tuning; ``None`` means ``train.halved()``
             (PAPER.md, "Pruning": half the epochs, same optimizer).
@@ -94,6 +104,7 @@ class ExperimentConfig:
     num_shadows: int = 5
     num_references: int = 0
     seed: int = 0
+    seeds: int = 1
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: TrainConfig | None = None
     pruner: str = "l1_unstructured"
@@ -145,6 +156,8 @@ class ExperimentConfig:
             or self.split_seed < 0
         ):
             raise ValueError(f"split_seed must be a non-negative integer, got {self.split_seed!r}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be an integer >= 1 (replicates), got {self.seeds!r}")
         if self.num_shadows < 1:
             raise ValueError(f"num_shadows must be an integer >= 1, got {self.num_shadows!r}")
         if self.num_references < 0 or self.num_references == 1:
@@ -159,6 +172,19 @@ class ExperimentConfig:
             raise ValueError(f"attack_epochs must be >= 1, got {self.attack_epochs}")
         if not self.attack_lr > 0:
             raise ValueError(f"attack_lr must be > 0, got {self.attack_lr}")
+
+    def replicate(self, r: int) -> ExperimentConfig:
+        """Replicate ``r`` of the pipeline: this config with ``seed + r * SEED_STRIDE``.
+
+        The stride keeps every replicate's role seeds (victim, shadows ``seed + 1 + i``,
+        reference models ``seed + 100_000 + i``) apart from every other's.
+
+        Raises:
+            ValueError: ``r`` outside ``range(seeds)``.
+        """
+        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < self.seeds:
+            raise ValueError(f"replicate must be in range({self.seeds}) (seeds), got {r!r}")
+        return replace(self, seed=self.seed + r * SEED_STRIDE)
 
     @property
     def finetune_config(self) -> TrainConfig:
@@ -258,6 +284,7 @@ PROFILES: dict[str, Profile] = {
                 arch="small_cnn",
                 num_shadows=2,
                 num_references=4,
+                seeds=2,
                 train=TrainConfig(epochs=2, patience=0),
                 sensitivity_m=2,
                 attack_epochs=2,
@@ -280,6 +307,7 @@ PROFILES: dict[str, Profile] = {
                 dataset_options=(("num_samples", 8000),),
                 num_shadows=5,
                 num_references=64,
+                seeds=3,
                 train=TrainConfig(epochs=60, patience=10),
                 attack_epochs=10,
                 attack_lr=1e-2,

@@ -83,6 +83,38 @@ class Experiment(SignalSteps):
         >>> tables.attack_table(exp, [ORIGINAL, exp.variant()])  # doctest: +SKIP
     """
 
+    # -- replicates -----------------------------------------------------------------------
+    def replicates(self) -> list[Experiment]:
+        """One experiment per seed of the pipeline (``config.seeds``), this one first.
+
+        Replicate ``r`` runs :meth:`ExperimentConfig.replicate` ``(r)`` (base seed
+        ``seed + r * SEED_STRIDE``) with this experiment's store, device and settings,
+        and shares its loaded data; every table runs them all and
+        :func:`miakit.tables.summarise` takes intervals over them.
+        """
+        c = self.config
+        cached = getattr(self, "_replicates", None)
+        if cached is not None and cached[0] == c:
+            return cached[1]
+        out: list[Experiment] = [self]
+        if c.seeds > 1:
+            _ = self.data  # loaded once, shared by every replicate
+        for r in range(1, c.seeds):
+            sibling = Experiment(
+                c.replicate(r),
+                store=self.store,
+                device=self.device,
+                data_root=self.data_root,
+                progress=self.progress,
+                threads=self.threads,
+                batch=self.batch,
+            )
+            sibling._data = self._data  # same dataset and options: load it once
+            sibling.trace = self.trace
+            out.append(sibling)
+        self._replicates = (c, out)
+        return out
+
     # -- attacks --------------------------------------------------------------------------
     @property
     def attack_settings(self) -> AttackSettings:

@@ -81,6 +81,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "num_shadows": {"num_shadows": 3},
     "num_references": {"num_references": 2},
     "seed": {"seed": 1},
+    "seeds": {"seeds": 2},
     "train": {"train.epochs": 2},
     "finetune": {"finetune.epochs": 2},
     "pruner": {"pruner": "l1_structured"},

@@ -16,6 +16,7 @@ import pandas as pd
 from miakit._util import check_membership
 from miakit.attacks.signals import check_sample_ids
 from miakit.metrics import AttackResult, evaluate_attack, per_class_results, roc_curve
+from miakit.metrics.intervals import BOOTSTRAP_RESAMPLES, bootstrap_indices, bootstrap_metrics
 
 __all__ = ["AttackScores"]
 
@@ -79,6 +80,17 @@ class AttackScores:
         """Balanced accuracy, AUC and TPR at low FPR (PAPER.md, "Reporting")."""
         tags = {**self.columns, **(columns or {})}
         return evaluate_attack(self.attack, self._truth(), self.scores, self.decisions(), tags=tags)
+
+    def bootstrap(self, resamples: int = BOOTSTRAP_RESAMPLES, *, seed: int = 0) -> np.ndarray:
+        """``(resamples, 4)`` metrics on stratified bootstrap resamples of the targets.
+
+        Columns as :data:`miakit.metrics.intervals.INTERVAL_METRICS`. The resamples depend
+        only on the membership vector and ``seed``, so two scores on the same targets
+        (two victims, two attacks) are resampled identically: their difference is paired.
+        """
+        truth = self._truth()
+        indices = bootstrap_indices(truth, resamples, seed=seed)
+        return bootstrap_metrics(truth, self.scores, self.decisions(), indices)
 
     def roc(self) -> tuple[np.ndarray, np.ndarray]:
         """``(fpr, tpr)`` of the ROC curve, for log-log plots."""

@@ -12,11 +12,25 @@ variant), then :data:`miakit.metrics.RESULT_COLUMNS`. A defense option the row's
 defense does not have is NaN in a concatenated frame. Labels (``victim_label``) are for
 display only; nothing parses them.
 
+Every attack table holds one row per seed of the pipeline (``config.seeds``) with each
+metric's bootstrap standard error (``auc_se``, ...); :func:`summarise` turns it into
+means with 95% intervals, and :func:`difference` gives paired differences (pruned minus
+original, attack A minus attack B) with their own intervals.
+
 Notebooks call these once per table or figure instead of looping over variants.
 """
 
-from miakit.tables.attacks import ROC_ATTACKS, attack_table, labels, ordered, per_class, roc
+from miakit.tables.attacks import (
+    ROC_ATTACKS,
+    attack_table,
+    labels,
+    ordered,
+    per_class,
+    roc,
+    roc_bands,
+)
 from miakit.tables.divergence import class_gaps, divergence, divergence_means
+from miakit.tables.intervals import difference, standard_errors, summarise
 from miakit.tables.models import (
     accuracy_table,
     compaction,
@@ -33,6 +47,7 @@ __all__ = [
     "attack_table",
     "class_gaps",
     "compaction",
+    "difference",
     "divergence",
     "divergence_means",
     "labels",
@@ -40,8 +55,11 @@ __all__ = [
     "ordered",
     "per_class",
     "roc",
+    "roc_bands",
     "sparsity_table",
     "split_table",
+    "standard_errors",
+    "summarise",
     "variant_grid",
     "variants_table",
 ]

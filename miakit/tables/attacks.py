@@ -12,10 +12,12 @@ from miakit.attacks.scores import AttackScores
 from miakit.defenses import make_defense
 from miakit.experiment import Experiment
 from miakit.metrics import results_frame
+from miakit.metrics.intervals import seed_interval
+from miakit.tables.intervals import standard_errors
 from miakit.tables.models import VariantsArg, _variants, model_columns
 from miakit.variants import NO_PRUNER, ORIGINAL, Variant
 
-__all__ = ["ROC_ATTACKS", "attack_table", "labels", "ordered", "per_class", "roc"]
+__all__ = ["ROC_ATTACKS", "attack_table", "labels", "ordered", "per_class", "roc", "roc_bands"]
 
 #: The attacks whose ROC curves the notebooks draw by default: the strongest threshold
 #: attacks (Conf, Mentr), the label-aware NN attack (NNCls), SAMIA, and LiRA (beyond the
@@ -32,9 +34,12 @@ def attack_table(
     names: Sequence[str] | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """Attacks against one or several victim variants: one row per victim x attack.
+    """Attacks against one or several victim variants: one row per seed x victim x attack.
 
-    Rows come victim by victim, each over ``attacks`` in order.
+    Rows come seed by seed (the experiment's
+    :meth:`~miakit.experiment.Experiment.replicates`), victim by victim, each over
+    ``attacks`` in order; each metric's bootstrap standard error within its seed is
+    beside it (``auc_se``, ...). :func:`~miakit.tables.summarise` gives the intervals.
 
     Args:
         exp: the experiment.
@@ -63,13 +68,17 @@ def attack_table(
         )
     if names is not None and len(names) != len(vs):
         raise ValueError(f"attack_table got {len(vs)} victims but {len(names)} names")
-    results, models = [], []
-    for i, (victim, pool) in enumerate(zip(vs, pools, strict=True)):
-        model = model_columns(exp, victim)
-        for name in attack_names:
-            results.append(exp.attack_scores(name, victim, pool, **options).result(model))
-            models.append(None if names is None else names[i])
+    results, models, errors = [], [], []
+    for rep in exp.replicates():
+        for i, (victim, pool) in enumerate(zip(vs, pools, strict=True)):
+            model = model_columns(rep, victim)
+            for name in attack_names:
+                scores = rep.attack_scores(name, victim, pool, **options)
+                results.append(scores.result(model))
+                errors.append(standard_errors(scores, seed=rep.config.seed))
+                models.append(None if names is None else names[i])
     frame = ordered(results_frame(results))
+    frame = pd.concat([frame, pd.DataFrame(errors, index=frame.index)], axis=1)
     if names is not None:
         frame.insert(0, "model", models)
     return frame
@@ -146,9 +155,48 @@ def per_class(
 ) -> pd.DataFrame:
     """Each attack's metrics per ground-truth class, for each victim variant."""
     frames = []
-    for victim in _variants(victims):
-        model = model_columns(exp, victim)
-        for name in attacks:
-            scores: AttackScores = exp.attack_scores(name, victim, shadows)
-            frames.append(scores.per_class(model))
+    for rep in exp.replicates():
+        for victim in _variants(victims):
+            model = model_columns(rep, victim)
+            for name in attacks:
+                scores: AttackScores = rep.attack_scores(name, victim, shadows)
+                frames.append(scores.per_class(model))
     return pd.concat(frames, ignore_index=True)
+
+
+def roc_bands(
+    exp: Experiment,
+    attacks: Sequence[str],
+    victim: Variant = ORIGINAL,
+    shadows: Variant | None = None,
+    points: int = 60,
+) -> pd.DataFrame:
+    """ROC curves over seeds on a log grid of FPRs: mean TPR with its interval.
+
+    At each FPR ``f`` of the grid (``1 / n_nonmembers`` to 1, log-spaced) a seed's TPR
+    is the largest whose realised FPR is at most ``f`` (:func:`miakit.metrics.tpr_at_fpr`'s
+    rule, nothing interpolated); the band is the seeds' interval
+    (:func:`miakit.metrics.intervals.seed_interval`, seed spread only; NaN with one seed).
+
+    Returns:
+        Columns ``attack``, ``fpr``, ``tpr``, ``tpr_low``, ``tpr_high``, ``seeds``.
+    """
+    rows = []
+    for name in attacks:
+        curves = [rep.attack_scores(name, victim, shadows) for rep in exp.replicates()]
+        n_neg = int((curves[0].membership == 0).sum())
+        grid = np.unique(np.r_[np.geomspace(1.0 / n_neg, 1.0, points), 1.0])
+        tprs = []
+        for scores in curves:
+            fpr, tpr = scores.roc()
+            # fpr is non-decreasing: the last point within each budget has the largest TPR.
+            at = np.searchsorted(fpr, grid * (1 + 1e-12), side="right") - 1
+            tprs.append(tpr[at])
+        stacked = np.vstack(tprs)
+        for j, f in enumerate(grid):
+            iv = seed_interval(stacked[:, j])
+            rows.append(
+                {"attack": name, "fpr": f, "tpr": iv.mean, "tpr_low": iv.low, "tpr_high": iv.high}
+                | {"seeds": len(curves)}
+            )
+    return pd.DataFrame(rows)
