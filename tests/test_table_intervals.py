@@ -51,7 +51,8 @@ def test_attack_table_has_one_row_per_seed_with_bootstrap_errors(exp, per_seed):
     # Each row's standard error is that of its own scores' bootstrap.
     rep = exp.replicates()[1]
     scores = rep.attack_scores("conf", ORIGINAL)
-    row = per_seed.query("seed == @rep.config.seed and attack == 'conf' and victim_pruner == 'none'")
+    pick = (per_seed["seed"] == rep.config.seed) & (per_seed["attack"] == "conf")
+    row = per_seed[pick & (per_seed["victim_pruner"] == "none")]
     boot = scores.bootstrap(seed=rep.config.seed)
     assert row["auc_se"].item() == pytest.approx(boot[:, 1].std(ddof=1))
 
