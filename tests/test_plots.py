@@ -729,3 +729,31 @@ def test_save_figure_refuses_non_figures(tmp_path: Path) -> None:
     fig, ax = plt.subplots()
     with pytest.raises(ValueError, match="Figure"):
         plots.save_figure(ax, "x", profile="quick", root=tmp_path)
+
+
+def test_error_bars_are_the_seed_interval_or_the_summarised_one() -> None:
+    from miakit.metrics.intervals import seed_interval
+
+    per_seed = pd.DataFrame(
+        {
+            "attack": ["conf"] * 3,
+            "victim": ["original"] * 3,
+            "seed": [0, 1, 2],
+            "auc": [0.60, 0.62, 0.64],
+            "auc_se": [0.02, 0.02, 0.02],
+        }
+    )
+    iv = seed_interval(per_seed["auc"], per_seed["auc_se"])
+
+    def bar_error(frame):
+        ax = plots.attack_bars(frame, metric="auc", hue=None).axes[0]
+        bars = next(c for c in ax.containers if hasattr(c, "patches"))
+        segment = bars.errorbar.lines[2][0].get_segments()[0]
+        return segment[0][1], segment[1][1]
+
+    assert bar_error(per_seed) == pytest.approx((iv.low, iv.high))
+    summarised = pd.DataFrame(
+        {"attack": ["conf"], "victim": ["original"], "auc": [0.6], "auc_low": [0.5]}
+        | {"auc_high": [0.75]}
+    )
+    assert bar_error(summarised) == pytest.approx((0.5, 0.75))

@@ -2,7 +2,7 @@
 
 The helpers take tidy tables (one row per model x attack x setting) and column names;
 these functions check the columns, keep category levels in order of first appearance,
-and average repeated rows (e.g. seeds) into a mean and a standard deviation.
+and average repeated rows (seeds) into a mean with its 95% interval.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["aggregate", "levels", "numeric", "panel_levels", "require_columns"]
+from miakit.metrics.intervals import seed_interval
+
+__all__ = ["aggregate", "error_bars", "levels", "numeric", "panel_levels", "require_columns"]
 
 
 def require_columns(frame: Any, columns: Sequence[str | None], func: str) -> pd.DataFrame:
@@ -71,9 +73,43 @@ def numeric(frame: pd.DataFrame, column: str, func: str) -> pd.Series:
 def aggregate(
     frame: pd.DataFrame, keys: Sequence[str], value: str, func: str
 ) -> tuple[pd.DataFrame, bool]:
-    """Mean and standard deviation of ``value`` per ``keys`` (several seeds -> error bars)."""
+    """Mean and 95% interval of ``value`` per ``keys``: one point per setting.
+
+    Several rows for one point are seeds: their interval is
+    :func:`miakit.metrics.intervals.seed_interval`'s, with the rows' bootstrap errors
+    (``<value>_se``) when the table has them. A single row of a summarised table
+    (:func:`miakit.tables.summarise`) keeps its own ``<value>_low`` / ``<value>_high``.
+
+    Returns:
+        ``(stats, has_intervals)``: ``stats`` indexed by ``keys`` with ``mean``, ``low``,
+        ``high`` and ``size``; ``has_intervals`` whether any point has an interval.
+    """
     data = frame.assign(_value=numeric(frame, value, func))
-    stats = data.groupby(list(keys), sort=False, dropna=False)["_value"].agg(
-        ["mean", "std", "size"]
+    low, high, se = f"{value}_low", f"{value}_high", f"{value}_se"
+    rows, index = [], []
+    for key, part in data.groupby(list(keys), sort=False, dropna=False):
+        if len(part) == 1 and low in part and high in part:
+            point = (part["_value"].iloc[0], part[low].iloc[0], part[high].iloc[0])
+        else:
+            errors = part[se].to_numpy(dtype=float) if se in part else None
+            iv = seed_interval(part["_value"].to_numpy(dtype=float), errors)
+            point = (iv.mean, iv.low, iv.high)
+        rows.append((*point, len(part)))
+        index.append(key)
+    names = list(keys)
+    idx = (
+        pd.MultiIndex.from_tuples(index, names=names)
+        if len(names) > 1
+        else pd.Index([k[0] if isinstance(k, tuple) else k for k in index], name=names[0])
     )
-    return stats, bool((stats["size"] > 1).any())
+    stats = pd.DataFrame(rows, index=idx, columns=["mean", "low", "high", "size"])
+    stats[["low", "high"]] = stats[["low", "high"]].astype(float)
+    return stats, bool(stats[["low", "high"]].notna().any().any())
+
+
+def error_bars(mean: Any, low: Any, high: Any) -> np.ndarray:
+    """``(2, n)`` distances below and above each mean for ``yerr`` (0 where no interval)."""
+    m = np.asarray(mean, dtype=float)
+    below = np.nan_to_num(m - np.asarray(low, dtype=float))
+    above = np.nan_to_num(np.asarray(high, dtype=float) - m)
+    return np.vstack([np.maximum(below, 0.0), np.maximum(above, 0.0)])

@@ -27,7 +27,14 @@ from miakit.plots._axes import (
     legend_above,
     new_axes,
 )
-from miakit.plots._frame import aggregate, levels, numeric, panel_levels, require_columns
+from miakit.plots._frame import (
+    aggregate,
+    error_bars,
+    levels,
+    numeric,
+    panel_levels,
+    require_columns,
+)
 from miakit.plots.style import (
     COLUMN_WIDTH,
     FULL_WIDTH,
@@ -166,8 +173,10 @@ def attack_bars(
     Takes a :func:`miakit.metrics.results_frame`-style table (``Experiment.attack_table``
     rows concatenated). Groups follow ``by`` and bars within a group follow ``hue``,
     in order of first appearance; each hue level has its own colour *and* hatch.
-    Several rows for one bar (e.g. seeds) are averaged, with a standard-deviation error
-    bar. For AUC and balanced accuracy a dotted line marks chance (0.5).
+    Several rows for one bar (seeds) are averaged, with the 95% interval as error bar
+    (:func:`miakit.metrics.intervals.seed_interval`, with the rows' bootstrap errors);
+    a summarised table's ``<metric>_low`` / ``_high`` are drawn as they are. For AUC and
+    balanced accuracy a dotted line marks chance (0.5).
 
     Args:
         frame: the results table.
@@ -198,13 +207,14 @@ def attack_bars(
         for j, level in enumerate(hues):
             key = (lambda g: g) if hue is None else (lambda g, lv=level: (g, lv))
             mean = np.array([stats["mean"].get(key(g), np.nan) for g in groups], dtype=float)
-            std = np.array([stats["std"].get(key(g), np.nan) for g in groups], dtype=float)
+            lows = [stats["low"].get(key(g), np.nan) for g in groups]
+            highs = [stats["high"].get(key(g), np.nan) for g in groups]
             style = level_style(j)
             ax.bar(
                 x + (j - (len(hues) - 1) / 2) * width,
                 mean,
                 width=width,
-                yerr=np.nan_to_num(std) if spread else None,
+                yerr=error_bars(mean, lows, highs) if spread else None,
                 error_kw={"elinewidth": 0.6, "ecolor": "0.2"},
                 label=None if hue is None else display_name(level, hue),
                 **style.bar_kwargs(),
@@ -213,7 +223,7 @@ def attack_bars(
         category_ticks(ax, [display_name(g, by) for g in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
         if metric in ("auc", "balanced_accuracy"):
-            top = float(np.nanmax(stats["mean"] + np.nan_to_num(stats["std"])))
+            top = float(np.nanmax(np.fmax(stats["mean"], stats["high"])))
             ax.set_ylim(0.0, max(1.0, top))
         ax.grid(False, axis="x")
         ax.set_xlabel(display_name(by))

@@ -16,7 +16,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from miakit.plots._axes import CHANCE, chance_line, legend_above, new_axes
-from miakit.plots._frame import aggregate, levels, numeric, panel_levels, require_columns
+from miakit.plots._frame import (
+    aggregate,
+    error_bars,
+    levels,
+    numeric,
+    panel_levels,
+    require_columns,
+)
 from miakit.plots.style import (
     FULL_WIDTH,
     LINESTYLES,
@@ -46,7 +53,7 @@ def metric_lines(
     Each ``hue`` level (e.g. pruner) gets a colour and a marker; the line style follows
     ``style`` (e.g. attack) when given, else the hue level, so every line differs in
     greyscale. Points are sorted by ``x``; several rows for one point (seeds) are
-    averaged, with standard-deviation error bars.
+    averaged, with 95%-interval error bars (as :func:`~miakit.plots.attack_bars`).
 
     Args:
         frame: a tidy table.
@@ -94,7 +101,7 @@ def metric_lines(
                 ax.errorbar(
                     rows["_x"].to_numpy(dtype=float),
                     rows["mean"].to_numpy(dtype=float),
-                    yerr=rows["std"].fillna(0.0).to_numpy(dtype=float) if spread else None,
+                    yerr=error_bars(rows["mean"], rows["low"], rows["high"]) if spread else None,
                     label=label,
                     elinewidth=0.6,
                     **kw,
