@@ -51,26 +51,37 @@ def divergence_means(
     One row per variant x signal (variant by variant): the variant's columns
     (``victim_pruner``, ...), ``variant`` (display label), ``signal`` (``"confidence"``
     or ``"sensitivity"``, the columns of :func:`divergence`), ``member_mean``,
-    ``nonmember_mean`` and ``gap`` (member - non-member).
+    ``nonmember_mean`` and ``gap`` (member - non-member), one row per seed of the
+    pipeline (``seed``; the experiment's replicates) with each mean's standard error
+    over the samples (``member_mean_se``, ``nonmember_mean_se``, ``gap_se``), so
+    :func:`~miakit.tables.summarise` gives their intervals over seeds.
     """
     signals = [signal] if isinstance(signal, str) else list(signal)
     rows = []
-    for variant in _variants(variants):
-        d = divergence(exp, variant)
-        members = d["membership"].to_numpy() == 1
-        for name in signals:
-            values = d[name].to_numpy()
-            m, n = float(values[members].mean()), float(values[~members].mean())
-            rows.append(
-                {
-                    **variant.columns("victim"),
-                    "variant": variant.label,
-                    "signal": name,
-                    "member_mean": m,
-                    "nonmember_mean": n,
-                    "gap": m - n,
-                }
-            )
+    for rep in exp.replicates():
+        for variant in _variants(variants):
+            d = divergence(rep, variant)
+            members = d["membership"].to_numpy() == 1
+            for name in signals:
+                values = d[name].to_numpy()
+                a, b = values[members], values[~members]
+                m, n = float(a.mean()), float(b.mean())
+                # Standard errors of the means over the samples (the sampling error).
+                se_m, se_n = a.std(ddof=1) / np.sqrt(a.size), b.std(ddof=1) / np.sqrt(b.size)
+                rows.append(
+                    {
+                        **rep.columns(),
+                        **variant.columns("victim"),
+                        "variant": variant.label,
+                        "signal": name,
+                        "member_mean": m,
+                        "nonmember_mean": n,
+                        "gap": m - n,
+                        "member_mean_se": float(se_m),
+                        "nonmember_mean_se": float(se_n),
+                        "gap_se": float(np.hypot(se_m, se_n)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 

@@ -60,6 +60,8 @@ def measured_columns(frame: pd.DataFrame) -> list[str]:
     for col in frame.columns:
         if col == "seed" or col in INTERVAL_METRICS or col in _COUNTS or col.endswith(SE):
             out.append(col)
+        elif f"{col}{SE}" in frame:
+            out.append(col)
         elif col.endswith(_MEASURED_ENDINGS):
             out.append(col)
     return out
@@ -80,11 +82,13 @@ def summarise(frame: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFr
             (:func:`measured_columns`), e.g. victim, shadows, attack and their options.
 
     Returns:
-        The setting columns, then for each interval metric ``m``: ``m`` (mean),
-        ``m_low``, ``m_high``, ``m_se`` (of the mean); then every other measured column's
+        The setting columns, then for each column ``m`` with a ``m_se`` beside it (the
+        interval metrics, a divergence gap, ...): ``m`` (mean), ``m_low``, ``m_high``,
+        ``m_se`` (of the mean); then every other measured column's
         mean (accuracies also with ``_low``/``_high`` over seeds), and ``seeds``.
         Settings keep their first order of appearance. Interval ends are clipped to
-        the metric's range ([0, 1]; [-1, 1] for a :func:`difference`).
+        the range of the rates of :data:`~miakit.metrics.intervals.INTERVAL_METRICS`
+        ([0, 1]; [-1, 1] for a :func:`difference`).
 
     Raises:
         KeyError: ``frame`` lacks ``seed`` or a ``by`` column.
@@ -96,7 +100,8 @@ def summarise(frame: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFr
     missing = [c for c in keys if c not in frame]
     if missing:
         raise KeyError(f"summarise: no columns {missing} in the table")
-    metrics = [m for m in INTERVAL_METRICS if m in frame]
+    metrics = [c for c in frame.columns if f"{c}{SE}" in frame and c not in keys]
+    metrics += [m for m in INTERVAL_METRICS if m in frame and m not in metrics]
     # Every summarised metric is a rate; a difference of two rates lies in [-1, 1].
     lo, hi = (-1.0, 1.0) if "baseline_attack" in frame else (0.0, 1.0)
     others = [c for c in measured if c != "seed" and c not in metrics and not c.endswith(SE)]
@@ -108,7 +113,9 @@ def summarise(frame: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFr
         for m in metrics:
             se = part[f"{m}{SE}"] if f"{m}{SE}" in part else None
             iv = seed_interval(part[m].to_numpy(), None if se is None else se.to_numpy())
-            low, high = max(iv.low, lo), min(iv.high, hi)  # NaN stays NaN
+            low, high = iv.low, iv.high
+            if m in INTERVAL_METRICS:  # a rate (or a difference of two): clip to its range
+                low, high = max(low, lo), min(high, hi)  # NaN stays NaN
             row.update({m: iv.mean, f"{m}_low": low, f"{m}_high": high, f"{m}{SE}": iv.se})
         for col in others:
             values = pd.to_numeric(part[col], errors="coerce").to_numpy(dtype=float)
