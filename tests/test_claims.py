@@ -12,7 +12,8 @@ from miakit.store import Store
 
 
 def _iv(low, high):
-    return Interval(mean=(low + high) / 2, low=low, high=high, se=0.1, seeds=3, spread_decides=False)
+    mean = (low + high) / 2
+    return Interval(mean=mean, low=low, high=high, se=0.1, seeds=3, spread_decides=False)
 
 
 def test_verdict_rule():
