@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "tables": 6,
     "sweep": 6,
     "claims": 6,
+    "narrate": 5,
     "export": 6,
     "run": 7,
     "cli": 7,
