@@ -148,3 +148,98 @@ def test_no_loops_in_notebooks(name):
         hits = [h for h in hits if not any(n == name and s in src for n, s in ALLOWED)]
         problems += [f"cell {i}, {h}" for h in hits]
     assert not problems, f"{name}: " + "; ".join(problems)
+
+
+# -- no hand-typed results ------------------------------------------------------------------
+
+#: A decimal number in prose: "0.795", "+0.02", ".5" (not a version or a section "3.2.1").
+_DECIMAL = re.compile(r"(?<![\w.])[-+−]?\d*\.\d+(?![\w.]*\d)")
+
+
+def _allowed_numbers() -> set[float]:
+    """Numbers prose may state by hand: the paper's reported values and every setting.
+
+    The paper's numbers are quoted from :mod:`miakit.reported`; the settings are the
+    profiles' config and grid values, the FPR budgets and PAPER.md's split fractions.
+    Anything else with a decimal point in a markdown cell is a result typed by hand.
+    """
+    from dataclasses import asdict
+
+    from miakit import reported
+    from miakit.config import PROFILES
+
+    values: set[float] = {0.001, 0.01, 0.1, 0.5, 1.0, 18.18, 0.45}
+    for r in reported.REPORTED.values():
+        for v in r.value if isinstance(r.value, tuple) else (r.value,):
+            if isinstance(v, float):
+                values.add(v)
+
+    def add(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                add(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                add(v)
+        elif isinstance(obj, float):
+            values.add(obj)
+
+    for p in PROFILES.values():
+        add(asdict(p.config))
+        add(asdict(p.grid))
+    return {round(v, 6) for v in values}
+
+
+def hand_typed_numbers(markdown: str, allowed: set[float]) -> list[str]:
+    """The decimal numbers of a markdown text that are not allowed settings or paper values."""
+    out = []
+    for text in _DECIMAL.findall(markdown):
+        value = float(text.replace("−", "-"))
+        if round(abs(value), 6) not in allowed:
+            out.append(text)
+    return out
+
+
+def test_hand_typed_check_catches_what_it_should():
+    allowed = {0.7, 0.81}
+    assert hand_typed_numbers("AUC 0.795 vs +0.02 at sparsity 0.7; paper 0.81", allowed) == [
+        "0.795",
+        "+0.02",
+    ]
+    assert hand_typed_numbers("PAPER.md section 3.2.1, torch 2.4, v0.29.1", allowed) == ["2.4"]
+
+
+#: Notebooks whose prose still types results by hand (issue 13, item 6). Each must be
+#: converted to rendered conclusions (miakit.narrate); strict: a converted notebook
+#: left here fails, so the list only shrinks.
+NOT_YET_RENDERED = {
+    "01_data_and_models",
+    "02_pruning",
+    "03_prediction_divergence",
+    "04_attacks_on_pruned_models",
+    "05_pruning_methods_and_sparsity",
+    "06_adversary_knowledge",
+    "07_samia_ablation",
+    "08_defenses",
+    "09_beyond_the_paper",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="prose not yet rendered"))
+        if n in NOT_YET_RENDERED
+        else n
+        for n in EXPECTED
+    ],
+)
+def test_no_hand_typed_results_in_markdown(name):
+    allowed = _allowed_numbers()
+    found = {}
+    for i, cell in enumerate(_load(name)["cells"]):
+        if cell["cell_type"] == "markdown":
+            bad = hand_typed_numbers("".join(cell["source"]), allowed)
+            if bad:
+                found[i] = bad
+    assert not found, f"{name}: results typed by hand in markdown cells {found}"
