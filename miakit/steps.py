@@ -33,7 +33,7 @@ from miakit.data import DATASETS, Data, Splits, load_dataset, paper_splits
 from miakit.defenses import DefenseParams, make_defense
 from miakit.keys import STEP_FIELDS, STEP_VERSIONS, StepTrace, derives_key
 from miakit.models import ARCHS, build_model
-from miakit.prune import prune_model, restore_masks, sparsity_report
+from miakit.prune import prune_model, restore_masks, slimming_penalty, sparsity_report
 from miakit.splits import Split, reference_split
 from miakit.store import Store, config_key
 from miakit.together import TrainTogether
@@ -202,14 +202,24 @@ class ModelSteps(TrainTogether):
         return self.store.get_or_create(kind, key, traced)
 
     @derives_key
-    def _base_key(self, role: str) -> dict[str, Any]:
-        return self.step_key("train", role=self.check_role(role))
+    def _base_key(self, role: str, sparsity_trained: bool = False) -> dict[str, Any]:
+        """A trained model's key; the sparsity-trained one (:meth:`base`) adds its lambda,
+        so the plain key is the same as before the option existed."""
+        if not sparsity_trained:
+            return self.step_key("train", role=self.check_role(role))
+        lam = self.config.slimming_lambda
+        return self.step_key("train", role=self.check_role(role), slimming_lambda=lam)
+
+    def _sparsity_trained(self, variant: Variant) -> bool:
+        """Whether ``variant`` prunes the sparsity-trained model (slimming, lambda > 0);
+        other pruners never read ``slimming_lambda``, so their keys ignore it."""
+        return variant.pruner == "slimming" and self.config.slimming_lambda > 0
 
     @derives_key
     def _variant_key(self, role: str, variant: Variant) -> dict[str, Any]:
         return self.step_key(
             "prune",
-            {"model": self._base_key(role)},
+            {"model": self._base_key(role, self._sparsity_trained(variant))},
             pruner=variant.pruner,
             sparsity=variant.sparsity,
             defense=variant.defense.name,
@@ -232,23 +242,37 @@ class ModelSteps(TrainTogether):
         with num_threads(self.threads):
             return self._trained(role)
 
-    def _trained(self, role: str) -> TrainedModel:
-        key = self._base_key(role)
+    def base(self, role: str, variant: Variant = ORIGINAL) -> TrainedModel:
+        """The trained model that ``variant`` prunes: :meth:`trained`, except for slimming.
+
+        Network slimming as Liu et al. (2017) define it trains with an L1 penalty on
+        BatchNorm ``gamma`` first (:func:`~miakit.prune.slimming_penalty`, lambda
+        ``config.slimming_lambda``): a ``slimming`` variant with lambda > 0 prunes that
+        separately cached model (same seed, data and schedule). With lambda 0 it prunes
+        the plain model, as the authors do (PAPER.md, "Pruning"), which can collapse.
+        """
+        with num_threads(self.threads):
+            return self._trained(role, self._sparsity_trained(variant))
+
+    def _trained(self, role: str, sparsity_trained: bool = False) -> TrainedModel:
+        key = self._base_key(role, sparsity_trained)
 
         def create() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             train, dev, test = self.role_data(role)
             seed = self.role_seed(role)
             torch.manual_seed(seed)
             model = self.new_model()  # initialised under the role's seed
+            lam = self.config.slimming_lambda if sparsity_trained else None
             result = fit(
                 model,
                 train,
                 dev,
                 replace(self.config.train, seed=seed),
+                objective=None if lam is None else slimming_penalty(lam),
                 device=self.device,
                 progress=self.progress,
                 checkpoint=self.store.scratch("model", key, "ckpt"),
-                desc=f"train {role}",
+                desc=f"train {role}" + ("" if lam is None else f" (L1 on gamma {lam:g})"),
             )
             return model.cpu().state_dict(), self._info(model, result, train, test)
 
@@ -334,7 +358,7 @@ class ModelSteps(TrainTogether):
 
     def _pruned_start(self, role: str, variant: Variant) -> nn.Module:
         """A copy of the role's trained model, pruned by ``variant`` (before fine-tuning)."""
-        model = copy.deepcopy(self.trained(role).model)
+        model = copy.deepcopy(self.base(role, variant).model)
         prune_model(model, variant.pruner, variant.sparsity)
         return model
 

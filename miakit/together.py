@@ -45,6 +45,9 @@ class TrainTogether:
         own key (results equal one at a time up to float rounding), when :attr:`batch`
         is True, or "auto" and :func:`~miakit.train.batching_pays`. A defense that
         cannot batch is left to :meth:`model`; nothing happens under a :attr:`trace`.
+        The sparsity-trained base of a slimming variant (``ModelSteps.base``) trains one
+        at a time (its penalty reads the BatchNorm modules, which ``fit_many`` stacks);
+        the fine-tuning of the slimmed copies still batches.
         """
         if self.batch is False or self.trace is not None:
             return
@@ -52,7 +55,8 @@ class TrainTogether:
         if len(missing) < 2:
             return
         if not variant.is_original:
-            self.prefetch(missing, ORIGINAL)
+            if not self._sparsity_trained(variant):  # slimming's L1-on-gamma base cannot
+                self.prefetch(missing, ORIGINAL)  # batch: ``_pruned_start`` trains it alone
             train, dev, _ = self.role_data(missing[0])
             if not variant.defense.can_batch(train, dev):
                 return

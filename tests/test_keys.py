@@ -32,6 +32,7 @@ BASE = profile(
     },
 )
 PRUNED = Variant("l1_unstructured", 0.5)
+SLIMMED = Variant("slimming", 0.5)  # prunes the sparsity-trained model (slimming_lambda)
 
 #: Derived config properties and the fields they read.
 _DERIVED = {"finetune_config": ("train", "finetune")}
@@ -56,6 +57,8 @@ ARTIFACTS: dict[str, Callable[[Experiment], tuple[str, dict]]] = {
     "shadow1 model": lambda e: ("model", e._model_key("shadow1", ORIGINAL)),
     "pruned victim": lambda e: ("model", e._model_key("victim", PRUNED)),
     "pruned shadow0": lambda e: ("model", e._model_key("shadow0", PRUNED)),
+    "slimmed victim": lambda e: ("model", e._model_key("victim", SLIMMED)),
+    "sparsity-trained victim": lambda e: ("model", e._base_key("victim", sparsity_trained=True)),
     "victim signals": lambda e: ("signals", e._signals_key("victim", ORIGINAL, "own")),
     "pruned shadow0 signals": lambda e: ("signals", e._signals_key("shadow0", PRUNED, "own")),
     "ref1 model": lambda e: ("model", e._model_key("ref1", ORIGINAL)),
@@ -86,6 +89,7 @@ CHANGES: dict[str, dict[str, Any]] = {
     "finetune": {"finetune.epochs": 2},
     "pruner": {"pruner": "l1_structured"},
     "sparsity": {"sparsity": 0.9},
+    "slimming_lambda": {"slimming_lambda": 1e-3},
     "sensitivity_m": {"sensitivity_m": 3},
     "sensitivity_eps": {"sensitivity_eps": 0.01},
     "attack_epochs": {"attack_epochs": 3},
@@ -105,6 +109,7 @@ def measured(tmp_path_factory):
     exp.attack_scores("lira", ORIGINAL)
     exp.attack_scores("lira", PRUNED)  # its fit is measured too (scores not checked)
     exp.attack_scores("lira_online", PRUNED)  # the reference models, pruned
+    exp.model("victim", SLIMMED)  # and its sparsity-trained base model
     digests = {name: config_key(*artifact(exp)) for name, artifact in ARTIFACTS.items()}
     return trace, digests
 

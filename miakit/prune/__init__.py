@@ -24,7 +24,9 @@ Methods (:data:`PRUNERS`):
 - ``l1_structured`` / ``l2_structured``: filter pruning of every ``nn.Conv2d`` by the
   L1/L2 norm of each output filter (Li et al. 2017).
 - ``slimming``: network slimming (Liu et al. 2017), channels ranked by ``|gamma|`` of the
-  BatchNorm layers, globally across layers.
+  BatchNorm layers, globally across layers. The pipeline prunes a model trained with
+  :func:`slimming_penalty` first (``ExperimentConfig.slimming_lambda``; 0: the paper's
+  plain model, which can collapse).
 
 Rounding and the realised sparsity: a layer of ``n`` weights (filters, channels) loses
 ``min(round(s * n), n - 1)`` of them, ``round`` being Python's (half to even), as in
@@ -63,6 +65,9 @@ Where things live (one concept per module):
   :func:`make_permanent`, :func:`restore_masks`, :func:`strip_masks`,
   :func:`reapply_masks` and reading a masked model.
 - :mod:`miakit.prune.sparsity`: :class:`SparsityReport`, :func:`sparsity_report`.
+- :mod:`miakit.prune.channels`: :func:`channel_sparsity`, :func:`macs`,
+  :func:`macs_left` and :func:`structured_sparsity` (channels and MACs left, which
+  weight sparsity misses for filter pruning and slimming).
 - :mod:`miakit.prune.compact`: :func:`compact`, :class:`CompactionReport`,
   :func:`compaction_report`.
 
@@ -77,6 +82,7 @@ Note:
 
 from __future__ import annotations
 
+from miakit.prune.channels import channel_sparsity, macs, macs_left, structured_sparsity
 from miakit.prune.compact import CompactionReport, compact, compaction_report
 from miakit.prune.masks import (
     Masks,
@@ -114,6 +120,7 @@ __all__ = [
     "SlimmingPenalty",
     "SparsityReport",
     "apply_masks",
+    "channel_sparsity",
     "check_sparsity",
     "compact",
     "compaction_report",
@@ -126,6 +133,8 @@ __all__ = [
     "l1_unstructured_masks",
     "l2_structured",
     "l2_structured_masks",
+    "macs",
+    "macs_left",
     "make_permanent",
     "masked_tensors",
     "prune_model",
@@ -137,4 +146,5 @@ __all__ = [
     "slimming_penalty",
     "sparsity_report",
     "strip_masks",
+    "structured_sparsity",
 ]

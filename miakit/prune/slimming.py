@@ -83,7 +83,9 @@ def slimming(
     discarded by the BN (:func:`~miakit.prune.compact.compact` removes it).
 
     Liu et al. train with an L1 penalty on ``gamma`` first (:func:`slimming_penalty`);
-    the paper prunes the normally trained best checkpoint in one shot.
+    the paper prunes the normally trained best checkpoint in one shot, which can remove
+    whole layers of a small net. The pipeline prunes a penalised model unless
+    ``ExperimentConfig.slimming_lambda`` is 0 (:meth:`miakit.steps.ModelSteps.base`).
 
     Args:
         model: a network with affine BatchNorm layers (``nn.BatchNorm1d/2d/3d``).
