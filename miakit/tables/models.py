@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from miakit.experiment import Experiment
-from miakit.prune import compact, compaction_report, sparsity_report
+from miakit.prune import compact, compaction_report, sparsity_report, structured_sparsity
 from miakit.train import accuracy
 from miakit.variants import ORIGINAL, Variant
 
@@ -71,15 +71,24 @@ def split_table(exp: Experiment) -> pd.DataFrame:
 def model_columns(exp: Experiment, variant: Variant, role: str = "victim") -> dict[str, Any]:
     """A model's columns: its variant, realised sparsity, accuracy, DP epsilon and delta.
 
+    Beside the weight sparsity, ``<prefix>_channel_sparsity`` (zeroed BatchNorm channels
+    or conv filters; NaN for a network without either) and ``<prefix>_macs_left`` (the
+    fraction of multiply-accumulates a compacted model keeps): structured pruning such as
+    network slimming zeroes few weights but whole channels
+    (:func:`miakit.prune.structured_sparsity`).
+
     Column names start with ``victim_`` for the victim and ``shadow_`` for a shadow.
     ``<prefix>_epsilon`` and ``<prefix>_delta`` are a DP-SGD model's guarantee (of its
     DP fine-tuning only, not of the non-private training before it); ``None`` otherwise.
     """
     prefix = "victim" if role == "victim" else "shadow"
-    info = exp.model(role, variant).info
+    trained = exp.model(role, variant)
+    info = trained.info
+    structured = structured_sparsity(trained.model, tuple(exp.data.x.shape[1:]))
     return {
         **variant.columns(prefix),
         f"{prefix}_realised_sparsity": info.get("realised_sparsity", 0.0),
+        **{f"{prefix}_{k}": v for k, v in structured.items()},
         f"{prefix}_train_acc": info["train_acc"],
         f"{prefix}_test_acc": info["test_acc"],
         f"{prefix}_epsilon": info.get("defense_epsilon"),
