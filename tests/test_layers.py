@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "experiment": 5,
     "tables": 6,
     "sweep": 6,
+    "finetune_curve": 6,
     "export": 6,
     "run": 7,
     "cli": 7,
