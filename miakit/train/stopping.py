@@ -41,8 +41,8 @@ class EarlyStopping:
 
     ``restore_best=False`` (:attr:`TrainConfig.restore_best`) keeps the last counted
     epoch's weights instead: the counter and the stop are unchanged, but
-    :attr:`best_state` is the copy of every epoch's weights, so :meth:`restore` loads the
-    epoch the run ended at (:meth:`kept` says which).
+    :attr:`best_state` is a copy of each counted epoch's weights in turn, so
+    :meth:`restore` loads the epoch the run ended at (:meth:`kept` says which).
 
     Attributes:
         patience: non-improving epochs tolerated; the next one stops the run.
@@ -64,7 +64,8 @@ class EarlyStopping:
     restore_best: bool = True
 
     def update(self, epoch: int, acc: float, model: nn.Module | HasStateDict) -> bool:
-        """Record an epoch's dev accuracy, keep the weights if it improved; returns improved.
+        """Record an epoch's dev accuracy, copy the weights if it improved (every epoch with
+        ``restore_best=False``); returns whether it improved.
 
         ``model`` is anything with a ``state_dict()`` (a module, or one model of the stack
         that :func:`miakit.train.fit_many` trains).
@@ -101,7 +102,7 @@ class EarlyStopping:
         return self.patience > 0 and self.stale > self.patience
 
     def restore(self, model: nn.Module) -> None:
-        """Load the best weights back into ``model`` and put it in eval mode."""
+        """Load the kept weights (:attr:`best_state`) into ``model``; put it in eval mode."""
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
         model.eval()
