@@ -8,7 +8,7 @@ bad sparsity or defense option fails before any model trains.
 :data:`FINETUNED` is the fine-tune-only control (beyond the paper, issue 13): the
 original model put through exactly the pruned variants' post-pruning fine-tuning
 schedule with nothing pruned (sparsity 0), so "pruned and fine-tuned" can be told from
-"fine-tuned": claim 1 (PAPER.md, "Claims") is tested at three levels, original,
+"fine-tuned": claim 1 (PAPER.md, the claims at its top) is tested at three levels, original,
 fine-tuned only, pruned and fine-tuned.
 
 Result tables never parse a variant back from a label: :meth:`Variant.columns` gives
