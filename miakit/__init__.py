@@ -34,6 +34,7 @@ _FACADE: dict[str, str] = {
     "grid": "miakit.config",
     "Variant": "miakit.variants",
     "ORIGINAL": "miakit.variants",
+    "FINETUNED": "miakit.variants",
     "make_attack": "miakit.attacks",
     "make_defense": "miakit.defenses",
     "prune_model": "miakit.prune",

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from miakit.threads import current_budget
 
 __all__ = [
+    "KEY_DEFAULT",
     "LOG_CLIP",
     "as_model_input",
     "atomic_dir",
@@ -36,6 +37,7 @@ __all__ = [
     "check_membership",
     "check_types",
     "file_digest",
+    "key_fields",
     "model_device",
     "num_threads",
     "resolve_device",
@@ -250,6 +252,25 @@ def check_types(obj: Any) -> None:
             )
         if hints[f.name] is float and not isinstance(value, float):
             object.__setattr__(obj, f.name, float(value))
+
+
+#: Field metadata of a dataclass field added after cache keys were first made: while it
+#: holds its default, :func:`key_fields` leaves it out, so the keys made before it stay valid.
+KEY_DEFAULT = "key_default"
+
+
+def key_fields(obj: Any) -> dict[str, Any]:
+    """A dataclass instance as :func:`dataclasses.asdict` gives it, as cache keys read it.
+
+    Fields whose metadata holds ``KEY_DEFAULT: True`` are left out while they equal their
+    default, so a field added later keeps every key made before it (e.g.
+    :attr:`miakit.train.TrainConfig.restore_best`); any other value enters the key.
+    """
+    out = dataclasses.asdict(obj)
+    for f in dataclasses.fields(obj):
+        if f.metadata.get(KEY_DEFAULT) and getattr(obj, f.name) == f.default:
+            del out[f.name]
+    return out
 
 
 # --------------------------------------------------------------------------- torch

@@ -285,6 +285,32 @@ class Experiment(SignalSteps):
         """One attack's metrics against the victim (see :meth:`attack_scores`)."""
         return self.attack_scores(name, victim, shadows, **options).result()
 
+    def with_overrides(self, **overrides: Any) -> Experiment:
+        """The same experiment (store, device, threads, batching) on an overridden config.
+
+        ``overrides`` as :meth:`ExperimentConfig.with_overrides` (``finetune.epochs=30``
+        style keys reach the nested configs). Models whose keys do not read an
+        overridden field are shared through the store: a ``finetune`` override
+        re-fine-tunes the pruned models from the same cached originals
+        (:data:`miakit.keys.STEP_FIELDS`).
+        """
+        config = self.config.with_overrides(**overrides)
+        out = Experiment(
+            config,
+            store=self.store,
+            device=self.device,
+            data_root=self.data_root,
+            progress=self.progress,
+            threads=self.threads,
+            batch=self.batch,
+        )
+        if (config.dataset, config.dataset_options) == (
+            self.config.dataset,
+            self.config.dataset_options,
+        ):
+            out._data = self._data  # the same pool: loaded once
+        return out
+
 
 def from_parameters(
     profile_name: str | None = None,

@@ -43,7 +43,7 @@ from miakit.train import (
     fit,
     resolve_device,
 )
-from miakit.variants import ORIGINAL, Variant
+from miakit.variants import FINETUNED_PRUNER, ORIGINAL, Variant
 
 __all__ = ["STEP_FIELDS", "STEP_VERSIONS", "ModelSteps", "StepTrace", "TrainedModel"]
 
@@ -300,6 +300,9 @@ class ModelSteps(TrainTogether):
     ) -> Variant:
         """A pruned :class:`Variant` with the config's pruner/sparsity as defaults.
 
+        ``pruner="finetuned"`` is the fine-tune-only control (sparsity 0 by default;
+        :data:`~miakit.variants.FINETUNED` when undefended).
+
         ``defense`` is a name of :data:`~miakit.defenses.DEFENSES` with its ``options``
         (defaults from the defense's dataclass: ``defense="ppb"`` is lambda 4), or a
         ready :class:`~miakit.defenses.DefenseParams`.
@@ -313,18 +316,19 @@ class ModelSteps(TrainTogether):
             params = defense
         else:
             params = make_defense(defense, **options)
-        return Variant(
-            pruner or self.config.pruner,
-            self.config.sparsity if sparsity is None else sparsity,
-            params,
-        )
+        pruner = pruner or self.config.pruner
+        if sparsity is None:
+            sparsity = 0.0 if pruner == FINETUNED_PRUNER else self.config.sparsity
+        return Variant(pruner, sparsity, params)
 
     def model(self, role: str, variant: Variant = ORIGINAL) -> TrainedModel:
         """A role's model in a variant: original, or pruned + fine-tuned (+ defended).
 
         PAPER.md, "Pruning": one-shot prune of the best checkpoint, then fine-tune
         for half the training epochs with the same optimizer and early stopping;
-        every shadow is pruned the same way on its own shadow-train split.
+        every shadow is pruned the same way on its own shadow-train split. The
+        fine-tune-only control (:data:`~miakit.variants.FINETUNED`) runs the same
+        fine-tuning on the unpruned best checkpoint.
         """
         if variant.is_original:
             return self.trained(role)
@@ -357,9 +361,11 @@ class ModelSteps(TrainTogether):
         return TrainedModel(role, model.to(self.device).eval(), info)
 
     def _pruned_start(self, role: str, variant: Variant) -> nn.Module:
-        """A copy of the role's trained model, pruned by ``variant`` (before fine-tuning)."""
+        """A copy of the role's trained model, pruned by ``variant`` (before fine-tuning);
+        unpruned for the fine-tune-only control (:data:`~miakit.variants.FINETUNED`)."""
         model = copy.deepcopy(self.base(role, variant).model)
-        prune_model(model, variant.pruner, variant.sparsity)
+        if variant.prunes:
+            prune_model(model, variant.pruner, variant.sparsity)
         return model
 
     def _info(self, model: nn.Module, result: Any, train: Data, test: Data) -> dict:

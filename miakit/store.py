@@ -33,7 +33,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import asdict, is_dataclass
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from miakit._util import atomic_dir, file_digest, user_dir
+from miakit._util import atomic_dir, file_digest, key_fields, user_dir
 from miakit.lockfile import file_lock
 
 __all__ = [
@@ -110,9 +110,9 @@ def _env_number(name: str, default: float, *, zero_ok: bool = False) -> float:
 
 
 def _canonical(obj: Any) -> Any:
-    """A JSON-able, order-independent form of a config (dataclasses, tuples, paths)."""
+    """A JSON-able, order-independent form of a config (dataclasses by ``key_fields``, paths)."""
     if is_dataclass(obj) and not isinstance(obj, type):
-        return {"__type__": type(obj).__name__, **_canonical(asdict(obj))}
+        return {"__type__": type(obj).__name__, **_canonical(key_fields(obj))}
     if isinstance(obj, Mapping):
         return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):

@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "sweep": 6,
     "claims": 6,
     "narrate": 5,
+    "finetune_curve": 6,
     "export": 6,
     "run": 7,
     "cli": 7,

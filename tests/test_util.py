@@ -142,3 +142,17 @@ def test_num_threads_sets_and_restores() -> None:
     assert torch.get_num_threads() == before
     with _util.num_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_key_fields_leaves_out_marked_fields_at_their_default() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        a: int = 1
+        added: bool = dataclasses.field(default=True, metadata={_util.KEY_DEFAULT: True})
+        plain: bool = True
+
+    assert _util.key_fields(Config()) == {"a": 1, "plain": True}
+    assert _util.key_fields(Config(added=False)) == {"a": 1, "added": False, "plain": True}
+    assert _util.key_fields(Config(plain=False)) == {"a": 1, "plain": False}

@@ -166,7 +166,7 @@ def dp_train(
     # Never keep the un-fine-tuned pruned model (PAPER.md, "Pruning"): the initial
     # weights are no candidate (no update at epoch 0) and best_acc starts at -1, so the
     # first DP epoch is kept unless a later one beats it.
-    stopper = EarlyStopping(cfg.patience, best_acc=-1.0)
+    stopper = EarlyStopping(cfg.patience, best_acc=-1.0, restore_best=cfg.restore_best)
     steps, start = 0, 0
     history: list[dict[str, float]] = []
     run = {
@@ -193,6 +193,7 @@ def dp_train(
             best_epoch=int(state["best_epoch"]),
             stale=int(state["stale"]),
             best_state=state["best_model"],
+            restore_best=cfg.restore_best,
         )
         history = [
             {**dict(zip(_HISTORY_KEYS, row, strict=True)), "epoch": int(row[0])}
@@ -280,8 +281,8 @@ def dp_train(
         max_grad_norm=max_grad_norm,
         epochs_run=epoch,
         converted=converted,
-        best_epoch=stopper.best_epoch,
-        best_dev_acc=stopper.best_acc,
+        best_epoch=stopper.kept(history)[0],
+        best_dev_acc=stopper.kept(history)[1],
         history=history,
         stopped_early=stopped_early,
         steps=steps,

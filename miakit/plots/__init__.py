@@ -14,6 +14,7 @@ paper's analyses (PAPER.md, "Prediction divergence (the analysis)" and
 * :func:`metric_lines`: a metric against a setting, e.g. attack AUC vs sparsity per pruner.
 * :func:`privacy_utility`: test accuracy vs attack success per defense setting.
 * :func:`heatmap`: e.g. attack AUC for victim pruner x shadow pruner (adversary knowledge).
+* :func:`finetune_lines`: attack success vs fine-tune epochs, fine-tuned only vs pruned.
 
 The house style (:func:`use_style`, in :mod:`miakit.plots.style`) is sized for a paper
 column (:data:`COLUMN_WIDTH`, :data:`FULL_WIDTH`), uses the Okabe-Ito colour-blind-safe
@@ -22,7 +23,7 @@ survive greyscale printing. :func:`display_name` turns column names and registry
 into the paper's words.
 
 Modules: ``style`` (rc, palette, series styles, display names), ``save`` (files),
-``divergence``, ``attacks`` and ``sweeps`` (the figures).
+``divergence``, ``attacks``, ``sweeps`` and ``finetune`` (the figures).
 
 Example:
     >>> from miakit import plots
@@ -61,6 +62,7 @@ from miakit.plots.style import (
 # isort: on
 from miakit.plots.attacks import attack_bars, heatmap, roc_loglog
 from miakit.plots.divergence import class_gap_bars, divergence_histograms
+from miakit.plots.finetune import finetune_lines
 from miakit.plots.save import figures_root, save_figure, save_table
 from miakit.plots.sweeps import metric_lines, privacy_utility
 
@@ -84,6 +86,7 @@ __all__ = [
     "class_gap_bars",
     "display_name",
     "divergence_histograms",
+    "finetune_lines",
     "heatmap",
     "house_rc",
     "level_style",

@@ -156,8 +156,8 @@ they are; a notebook may add entries.
 
 
 LEVEL_NAMES: dict[str, dict[Any, str]] = {
-    "victim_pruner": {"none": "original"},
-    "shadow_pruner": {"none": "original"},
+    "victim_pruner": {"none": "original", "finetuned": "fine-tuned only"},
+    "shadow_pruner": {"none": "original", "finetuned": "fine-tuned only"},
     "adaptive": {False: "non-adaptive attack", True: "adaptive attack"},
 }
 """Texts of particular values of particular columns: ``display_name(value, column)``.

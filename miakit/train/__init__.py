@@ -3,16 +3,17 @@
 Victims, shadows, post-pruning fine-tuning and the defenses all train through
 :func:`fit` (PAPER.md, "Models and training"): Adam (lr 1e-3, weight decay
 5e-4), batch 128, early stopping on dev accuracy with patience 5, and the
-best-dev checkpoint restored at the end. No learning-rate schedule and no
-data augmentation.
+best-dev checkpoint restored at the end (the last epoch's with
+``TrainConfig.restore_best=False``). No learning-rate schedule and no data augmentation.
 
 Speed notes (DESIGN.md, "Speed") are in :mod:`miakit.train.loop`.
 
 Modules: :mod:`~miakit.train.config` (``TrainConfig``, ``Objective``, ``cross_entropy``),
-:mod:`~miakit.train.loop` (``fit``, ``FitResult``, ``EarlyStopping``, batches, optimizer,
-checkpoints), :mod:`~miakit.train.many` (``fit_many``: N models in one step)
-and :mod:`~miakit.train.evaluate` (``logits``, ``predict``, ``accuracy``,
-``sensitivity``, ``dev_accuracy``, ``eval_batch_size``). ``resolve_device`` is
+:mod:`~miakit.train.loop` (``fit``, ``FitResult``, batches, optimizer, checkpoints),
+:mod:`~miakit.train.stopping` (``EarlyStopping``: best-dev or last weights),
+:mod:`~miakit.train.many` (``fit_many``: N models in one step) and
+:mod:`~miakit.train.evaluate` (``logits``, ``predict``, ``accuracy``, ``sensitivity``,
+``dev_accuracy``, ``eval_batch_size``). ``resolve_device`` is
 re-exported from :mod:`miakit._util`.
 """
 

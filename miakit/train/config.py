@@ -9,13 +9,13 @@ cross-entropy unless a defense or network slimming plugs in its own :class:`Obje
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miakit._util import check_types
+from miakit._util import KEY_DEFAULT, check_types
 
 __all__ = ["Objective", "TrainConfig", "cross_entropy"]
 
@@ -34,6 +34,14 @@ class TrainConfig:
             best exceed it, i.e. after ``patience + 1`` of them (6 for the paper).
             ``0`` disables early stopping (all epochs run; best-dev still kept).
         seed: seed for the batch order (and dropout) of this run.
+        restore_best: keep the best-dev epoch's weights at the end (the paper's rule,
+            PAPER.md, "Models and training"); ``False`` keeps the last epoch's weights
+            instead (beyond the paper: the long fine-tune that exposes what drives the
+            leak, issue 13). It combines with early stopping: with ``patience > 0`` a run
+            still stops once dev accuracy stalls and keeps the weights of the epoch it
+            stopped at; with ``patience=0`` every epoch runs and the last one is kept.
+            Left out of cache keys while ``True``, so keys made before it stay valid
+            (:func:`miakit._util.key_fields`); ``False`` gives new keys.
     """
 
     epochs: int = 100
@@ -42,6 +50,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     patience: int = 5
     seed: int = 0
+    restore_best: bool = field(default=True, metadata={KEY_DEFAULT: True})
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -66,6 +75,7 @@ class TrainConfig:
         PAPER.md, "Pruning": fine-tune for half the training epochs (50 images /
         25 tabular) with the same optimizer settings and early stopping; the kept
         model is the best fine-tuned epoch (``fit(..., keep_initial=False)``).
+        ``restore_best`` is kept as the training schedule has it.
         """
         return TrainConfig(**{**asdict(self), "epochs": max(1, self.epochs // 2)})
 

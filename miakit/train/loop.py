@@ -24,7 +24,6 @@ helpers.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from miakit.data import Data
 from miakit.models import is_convnet
 from miakit.train.config import Objective, TrainConfig, cross_entropy
 from miakit.train.evaluate import autocast, dev_accuracy
+from miakit.train.stopping import EarlyStopping
 
 __all__ = [
     "EarlyStopping",
@@ -69,7 +69,8 @@ class FitResult:
     """What :func:`fit` did.
 
     Attributes:
-        best_epoch: 1-based epoch whose weights were kept (0 = the initial ones, only
+        best_epoch: 1-based epoch whose weights were kept: the best-dev one, or the last
+            one with ``TrainConfig.restore_best=False`` (0 = the initial ones, only
             possible with ``keep_initial=True``).
         best_dev_acc: dev accuracy of the kept weights.
         epochs_run: epochs actually trained before stopping.
@@ -147,12 +148,6 @@ def train_epoch(
     return total
 
 
-class HasStateDict(Protocol):
-    """What :class:`EarlyStopping` copies the best weights from."""
-
-    def state_dict(self) -> Mapping[str, Tensor]: ...
-
-
 @runtime_checkable
 class StatefulObjective(Protocol):
     """An objective whose own state must survive a resumed :func:`fit`.
@@ -175,91 +170,6 @@ _save_checkpoint = save_checkpoint
 _HISTORY_KEYS = ("epoch", "train_loss", "dev_acc")
 
 
-@dataclass
-class EarlyStopping:
-    """Early stopping on dev accuracy, keeping the best-dev weights.
-
-    PAPER.md, "Models and training", counted as the authors count it: after each epoch
-    that does not improve on the best dev accuracy a counter grows (an improvement
-    resets it), and training stops once the counter *exceeds* ``patience``. With
-    patience 5 the run stops after the 6th epoch in a row without improvement, i.e. at
-    epoch ``best_epoch + 6``. ``patience=0`` never stops. Shared by :func:`fit` and
-    DP-SGD fine-tuning (:func:`miakit.defenses.dp_finetune`).
-
-    ``keep_initial=False`` is post-pruning fine-tuning (PAPER.md, "Pruning": the authors
-    start from ``best_acc = 0``): :meth:`update` ignores epoch 0 (the pruned weights), so
-    the first trained epoch is always kept and the counter starts at epoch 1.
-
-    Attributes:
-        patience: non-improving epochs tolerated; the next one stops the run.
-        keep_initial: whether the initial weights (epoch 0) may be kept.
-        best_acc: best dev accuracy so far (``-1.0`` before any counted epoch).
-        best_epoch: epoch of ``best_acc``.
-        stale: epochs since the last improvement.
-        best_state: a copy of the best weights (``None`` before any counted epoch).
-    """
-
-    patience: int
-    keep_initial: bool = True
-    best_acc: float = -1.0
-    best_epoch: int = 0
-    stale: int = 0
-    best_state: dict[str, Tensor] | None = None
-
-    def update(self, epoch: int, acc: float, model: nn.Module | HasStateDict) -> bool:
-        """Record an epoch's dev accuracy, keep the weights if it improved; returns improved.
-
-        ``model`` is anything with a ``state_dict()`` (a module, or one model of the stack
-        that :func:`miakit.train.fit_many` trains).
-        """
-        if epoch == 0 and not self.keep_initial:
-            return False
-        if acc > self.best_acc:
-            self.best_acc, self.best_epoch, self.stale = acc, epoch, 0
-            # a clone per tensor: a deep copy of a view (one model of fit_many's stack)
-            # would copy the whole storage it views
-            self.best_state = {
-                k: v.detach().clone() if isinstance(v, Tensor) else copy.deepcopy(v)
-                for k, v in model.state_dict().items()
-            }
-            return True
-        self.stale += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        """Whether the non-improving epochs now exceed ``patience`` (never for 0)."""
-        return self.patience > 0 and self.stale > self.patience
-
-    def restore(self, model: nn.Module) -> None:
-        """Load the best weights back into ``model`` and put it in eval mode."""
-        if self.best_state is not None:
-            model.load_state_dict(self.best_state)
-        model.eval()
-
-    def state(self) -> dict[str, Any]:
-        """Checkpoint entries: the fields, the best weights as ``best_model``."""
-        return {
-            "keep_initial": self.keep_initial,
-            "best_acc": self.best_acc,
-            "best_epoch": self.best_epoch,
-            "stale": self.stale,
-            "best_model": self.best_state,
-        }
-
-    @classmethod
-    def from_state(cls, patience: int, state: Mapping[str, Any]) -> EarlyStopping:
-        """The stopper that :meth:`state` saved (``keep_initial`` true if absent)."""
-        return cls(
-            patience,
-            keep_initial=bool(state.get("keep_initial", True)),
-            best_acc=float(state["best_acc"]),
-            best_epoch=int(state["best_epoch"]),
-            stale=int(state["stale"]),
-            best_state=state["best_model"],
-        )
-
-
 def fit(
     model: nn.Module,
     train: Data,
@@ -274,7 +184,7 @@ def fit(
     desc: str = "train",
     keep_initial: bool = True,
 ) -> FitResult:
-    """Train ``model`` in place with early stopping; keep the best-dev weights.
+    """Train ``model`` in place with early stopping; keep the best-dev (or last) weights.
 
     PAPER.md, "Models and training": Adam lr 1e-3, weight decay 5e-4, batch
     128, early stopping on dev accuracy (stop once the non-improving epochs
@@ -285,7 +195,7 @@ def fit(
 
     Args:
         model: the network; trained in place and left in eval mode holding the
-            best-dev weights.
+            best-dev weights (the last epoch's with ``cfg.restore_best=False``).
         train: training data (moved whole to ``device``).
         dev: dev data for early stopping.
         cfg: hyper-parameters.
@@ -330,7 +240,7 @@ def fit(
     opt = (optimizer_factory or make_optimizer)(model, cfg)
 
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    stopper = EarlyStopping(cfg.patience, keep_initial=keep_initial)
+    stopper = EarlyStopping(cfg.patience, keep_initial=keep_initial, restore_best=cfg.restore_best)
     start_epoch = 0
     history: list[dict[str, float]] = []
     run = {**asdict(cfg), "n_train": len(train), "n_dev": len(dev)}
@@ -350,7 +260,7 @@ def fit(
         if stateful:
             objective.load_state_dict(state["objective"])
         start_epoch = int(state["epoch"])
-        stopper = EarlyStopping.from_state(cfg.patience, state)
+        stopper = EarlyStopping.from_state(cfg.patience, state, cfg.restore_best)
         history = [
             {**dict(zip(_HISTORY_KEYS, row, strict=True)), "epoch": int(row[0])}
             for row in state["history"].tolist()
@@ -400,4 +310,4 @@ def fit(
     stopper.restore(model)
     if ckpt_path is not None:
         ckpt_path.unlink(missing_ok=True)  # a concurrent run of the same key may have won
-    return FitResult(stopper.best_epoch, stopper.best_acc, epoch, history, stopped_early)
+    return FitResult(*stopper.kept(history), epoch, history, stopped_early)

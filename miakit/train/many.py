@@ -14,9 +14,10 @@ its own Adam state (Adam is elementwise, so one Adam over the stacked tensors is
 ``N`` independent Adams), its own BatchNorm statistics (stacked buffers), its own
 pruning masks (the masks are buffers too, applied by the same forward pre-hooks) and
 its own early stopping: a model whose patience ran out stops updating and keeps its
-best-dev weights, and the group shrinks to the models still training. The results equal
-one-at-a-time :func:`~miakit.train.fit` up to float rounding (``tests/test_many.py``
-compares best epochs, weights and dev accuracies).
+best-dev weights (or, with ``restore_best=False``, those of the epoch it stopped at),
+and the group shrinks to the models still training. The results equal one-at-a-time
+:func:`~miakit.train.fit` up to float rounding (``tests/test_many.py`` compares best
+epochs, weights and dev accuracies).
 
 What it cannot batch: objectives with state of their own (adversarial regularisation's
 inference model), DP-SGD's per-sample clipping (its own loop), models of different
@@ -137,7 +138,7 @@ def fit_many(
     Args:
         models: same-architecture networks (same tensor names and shapes, masks
             included), each trained in place and left in eval mode with its best-dev
-            weights.
+            weights (its last epoch's with ``cfg.restore_best=False``).
         data: each model's training and dev rows of one pool (:class:`ModelData`;
             ``ModelData.from_sets(trains, devs)`` for separate sets).
         cfg: hyper-parameters shared by all (``cfg.seed`` is ignored: see ``seeds``).
@@ -187,7 +188,10 @@ def fit_many(
     step_losses = vmap(losses, randomness="different")
     opt = _adam(params, cfg)
     active = list(range(count))  # models still training, in stack order
-    stoppers = [EarlyStopping(cfg.patience, keep_initial=keep_initial) for _ in models]
+    stoppers = [
+        EarlyStopping(cfg.patience, keep_initial=keep_initial, restore_best=cfg.restore_best)
+        for _ in models
+    ]
     histories: list[list[dict[str, float]]] = [[] for _ in models]
     done: dict[int, tuple[int, bool]] = {}  # model -> (epochs run, stopped early)
     run = {**asdict(cfg), "seeds": [int(s) for s in seeds], "n_train": n}
@@ -206,7 +210,9 @@ def fit_many(
         for g, s in zip(gens, state["generators"], strict=True):
             g.set_state(s)
         restore_rng_state(state, dev_)
-        stoppers = [EarlyStopping.from_state(cfg.patience, s) for s in state["stoppers"]]
+        stoppers = [
+            EarlyStopping.from_state(cfg.patience, s, cfg.restore_best) for s in state["stoppers"]
+        ]
         histories = [_rows(h) for h in state["histories"]]
         done = {int(i): (int(e), bool(s)) for i, e, s in state["done"].tolist()}
     elif keep_initial:
@@ -279,7 +285,7 @@ def fit_many(
             model.load_state_dict(stop.best_state)
         model.eval()
         epochs_run, early = done[i]
-        results.append(FitResult(stop.best_epoch, stop.best_acc, epochs_run, histories[i], early))
+        results.append(FitResult(*stop.kept(histories[i]), epochs_run, histories[i], early))
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return results
