@@ -1,4 +1,5 @@
 """Issue 13 item 2: keeping the last weights, the fine-tune-only control, the epochs curve.
+(One seed throughout: these tests check single runs; test_table_intervals covers seeds.)
 
 ``TrainConfig.restore_best=False`` in :func:`miakit.train.fit` and
 :func:`miakit.train.fit_many` (and the cache keys it enters), :data:`miakit.variants.FINETUNED`
@@ -197,7 +198,7 @@ def test_restore_best_enters_keys_only_when_false():
 
 
 def test_a_finetune_override_keeps_the_base_keys_and_changes_the_pruned_ones(tmp_path):
-    exp = Experiment(profile("smoke"), store=Store(tmp_path), device="cpu")
+    exp = Experiment(profile("smoke", seeds=1), store=Store(tmp_path), device="cpu")
     other = exp.with_overrides(**{"finetune.restore_best": False, "finetune.epochs": 3})
     assert other.config.finetune_config.restore_best is False
     assert other.store is exp.store
@@ -215,7 +216,8 @@ def test_a_finetune_override_keeps_the_base_keys_and_changes_the_pruned_ones(tmp
 
 @pytest.fixture(scope="module")
 def exp(tmp_path_factory):
-    return Experiment(profile("smoke"), store=Store(tmp_path_factory.mktemp("cache")), device="cpu")
+    store = Store(tmp_path_factory.mktemp("cache"))
+    return Experiment(profile("smoke", seeds=1), store=store, device="cpu")
 
 
 def test_variant_finetuned_columns_label_and_checks(exp):
@@ -271,6 +273,7 @@ def test_the_control_in_attack_tables_as_victim_and_shadows(exp):
 def test_the_control_trains_together_like_one_at_a_time(tmp_path, monkeypatch):
     cfg = profile(
         "smoke",
+        seeds=1,
         dataset="mnist1d",
         arch="mlp",
         dataset_options={"num_samples": 600},
@@ -301,7 +304,7 @@ def test_the_control_trains_together_like_one_at_a_time(tmp_path, monkeypatch):
 def fresh(tmp_path_factory):
     """A smoke experiment (one shadow: faster) with an empty store (nothing trained yet)."""
     store = Store(tmp_path_factory.mktemp("curve"))
-    return Experiment(profile("smoke", num_shadows=1), store=store, device="cpu")
+    return Experiment(profile("smoke", num_shadows=1, seeds=1), store=store, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Sentences and Markdown tables built from result tables, for the notebooks' conclusions.
+"""The building blocks of rendered conclusions: intervals, differences, rankings, tables.
 
 A notebook's "what we measured" paragraph is a code cell that calls one of these on the
 run's own tables and displays the Markdown, so every number in it is the run's and the
