@@ -87,8 +87,9 @@ _MODEL_COLUMNS = [
 
 
 def _summary(frame: pd.DataFrame) -> pd.DataFrame:
-    cols = ["attack", "balanced_accuracy", "auc", "tpr@0.1%fpr", "tpr@1%fpr"]
-    return frame[cols].rename(columns={"balanced_accuracy": "acc"})
+    """Each attack's mean over seeds, with the AUC's 95% interval (tables.summarise)."""
+    cols = ["attack", "balanced_accuracy", "auc", "auc_low", "auc_high", "tpr@0.1%fpr", "tpr@1%fpr"]
+    return tables.summarise(frame)[cols].rename(columns={"balanced_accuracy": "acc"})
 
 
 def _config(args: argparse.Namespace) -> tuple[ExperimentConfig, dict[str, Any]]:
@@ -159,7 +160,7 @@ def _pipeline_tables(args: argparse.Namespace, cfg: ExperimentConfig) -> None:
     defended = exp.variant(defense="ppb")
     _print_table(
         "Accuracy before and after pruning (members = train, non-members = test)",
-        tables.variants_table(exp, [ORIGINAL, pruned])[_MODEL_COLUMNS],
+        tables.summarise(tables.variants_table(exp, [ORIGINAL, pruned]))[_MODEL_COLUMNS],
     )
     original = _summary(tables.attack_table(exp, ORIGINAL))
     after = _summary(tables.attack_table(exp, pruned))
@@ -169,7 +170,7 @@ def _pipeline_tables(args: argparse.Namespace, cfg: ExperimentConfig) -> None:
     )
     _print_table(
         f"PPB defense (lambda={defended.defense.lam:g}) during fine-tuning: accuracy",
-        tables.variants_table(exp, defended)[
+        tables.summarise(tables.variants_table(exp, defended))[
             ["model", "train_acc", "test_acc", "gap", "realised_sparsity"]
         ],
     )

@@ -44,6 +44,7 @@ INTERVAL_COLUMNS: tuple[str, ...] = tuple(
 
 # Columns that are measured per seed (averaged by summarise), not part of a setting.
 _MEASURED_ENDINGS = ("_acc", "realised_sparsity", "_epsilon", "channel_sparsity", "macs_left")
+_MEASURED = ("gap", "best_epoch", "sparsity_all", "macs_fraction", "epsilon")
 _COUNTS = tuple(c for c in RESULT_COLUMNS if c not in ("attack", *INTERVAL_METRICS))
 
 
@@ -62,7 +63,7 @@ def measured_columns(frame: pd.DataFrame) -> list[str]:
             out.append(col)
         elif f"{col}{SE}" in frame:
             out.append(col)
-        elif col.endswith(_MEASURED_ENDINGS):
+        elif col.endswith(_MEASURED_ENDINGS) or col in _MEASURED:
             out.append(col)
     return out
 

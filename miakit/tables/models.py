@@ -97,20 +97,25 @@ def model_columns(exp: Experiment, variant: Variant, role: str = "victim") -> di
 
 
 def accuracy_table(exp: Experiment) -> pd.DataFrame:
-    """Train/test accuracy, their gap and the best epoch of the victim and every shadow."""
+    """Train/test accuracy, their gap and the best epoch of the victim and every shadow.
+
+    One row per seed (the experiment's replicates) x role; :func:`~miakit.tables.summarise`
+    averages the seeds.
+    """
     rows = []
-    for role in exp.roles():
-        info = exp.trained(role).info
-        rows.append(
-            {
-                **exp.columns(),
-                "model": role,
-                "train_acc": info["train_acc"],
-                "test_acc": info["test_acc"],
-                "gap": info["train_acc"] - info["test_acc"],
-                "best_epoch": info["best_epoch"],
-            }
-        )
+    for rep in exp.replicates():
+        for role in rep.roles():
+            info = rep.trained(role).info
+            rows.append(
+                {
+                    **rep.columns(),
+                    "model": role,
+                    "train_acc": info["train_acc"],
+                    "test_acc": info["test_acc"],
+                    "gap": info["train_acc"] - info["test_acc"],
+                    "best_epoch": info["best_epoch"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -121,31 +126,33 @@ def variants_table(exp: Experiment, variants: VariantsArg) -> pd.DataFrame:
     ``pruner``, ``sparsity`` (requested), ``realised_sparsity``, ``sparsity_all`` (over
     every parameter), ``macs_fraction``, ``defense`` and its options, ``train_acc``,
     ``test_acc``, ``gap``, ``epsilon`` and ``delta`` (a DP-SGD model's guarantee, of its
-    DP fine-tuning only; ``None`` for other models).
+    DP fine-tuning only; ``None`` for other models), for every seed (``seed``; the
+    experiment's replicates).
     """
     rows = []
-    for variant in _variants(variants):
-        exp.prefetch(exp.roles(), variant)  # the victim and shadows together, when that pays
-        for role in exp.roles():
-            info = exp.model(role, variant).info
-            cols = {k.removeprefix("m_"): v for k, v in variant.columns("m").items()}
-            rows.append(
-                {
-                    **exp.columns(),
-                    "model": role,
-                    "variant": variant.label,
-                    **cols,
-                    "realised_sparsity": info.get("realised_sparsity", 0.0),
-                    "sparsity_all": info.get("sparsity_all", 0.0),
-                    "macs_fraction": info.get("macs_fraction", 1.0),
-                    "train_acc": info["train_acc"],
-                    "test_acc": info["test_acc"],
-                    "gap": info["train_acc"] - info["test_acc"],
-                    "epsilon": info.get("defense_epsilon"),
-                    "delta": info.get("defense_delta"),
-                }
-            )
+    for rep in exp.replicates():
+        for variant in _variants(variants):
+            rep.prefetch(rep.roles(), variant)  # victim and shadows together, when that pays
+            for role in rep.roles():
+                rows.append({**rep.columns(), "model": role, **_variant_row(rep, role, variant)})
     return pd.DataFrame(rows)
+
+
+def _variant_row(exp: Experiment, role: str, variant: Variant) -> dict[str, Any]:
+    info = exp.model(role, variant).info
+    cols = {k.removeprefix("m_"): v for k, v in variant.columns("m").items()}
+    return {
+        "variant": variant.label,
+        **cols,
+        "realised_sparsity": info.get("realised_sparsity", 0.0),
+        "sparsity_all": info.get("sparsity_all", 0.0),
+        "macs_fraction": info.get("macs_fraction", 1.0),
+        "train_acc": info["train_acc"],
+        "test_acc": info["test_acc"],
+        "gap": info["train_acc"] - info["test_acc"],
+        "epsilon": info.get("defense_epsilon"),
+        "delta": info.get("defense_delta"),
+    }
 
 
 def compaction(exp: Experiment, variant: Variant, role: str = "victim") -> pd.DataFrame:
