@@ -57,3 +57,26 @@ def test_markdown_table_formats_every_row():
     lines = text.splitlines()
     assert lines[0] == f"| {display_name('attack')} | {AUC} |" and len(lines) == 2 + 3
     assert "| SAMIA | 0.800 [0.790, 0.815] |" in lines
+
+
+def test_interval_pivot_and_accuracy_sentence():
+    s = _summary().assign(model=["a", "a", "b"])
+    table = narrate.interval_pivot(s, "attack", "model")
+    assert table.loc["SAMIA", "a"] == "0.800 [0.790, 0.815]"
+    assert pd.isna(table.loc["Gap", "a"]) and table.loc["Gap", "b"].startswith("0.550")
+    models = pd.DataFrame(
+        {
+            "model": ["victim", "shadow0"],
+            "variant": ["original", "original"],
+            "train_acc": [0.9, 0.8],
+            "train_acc_low": [0.88, 0.7],
+            "train_acc_high": [0.92, 0.9],
+            "test_acc": [0.5, 0.5],
+            "test_acc_low": [0.48, 0.4],
+            "test_acc_high": [0.52, 0.6],
+            "seeds": [3, 3],
+        }
+    )
+    text = narrate.accuracy_sentence(models)
+    assert "over 3 seeds" in text and "0.900 [0.880, 0.920] / 0.500 [0.480, 0.520]" in text
+    assert "0.800" not in text  # shadows are not the victim

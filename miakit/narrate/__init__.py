@@ -7,16 +7,20 @@ blocks are in :mod:`~miakit.narrate.core`; each topic's paragraphs in its own mo
 """
 
 from miakit.narrate.core import (
+    accuracy_sentence,
     difference_sentence,
     interval,
+    interval_pivot,
     markdown_table,
     ranking_sentence,
     shown,
 )
 
 __all__ = [
+    "accuracy_sentence",
     "difference_sentence",
     "interval",
+    "interval_pivot",
     "markdown_table",
     "ranking_sentence",
     "shown",

@@ -119,3 +119,39 @@ def markdown_table(
         cells += [interval(r, m, digits) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def interval_pivot(
+    summary: pd.DataFrame, index: str, columns: str, metric: str = "auc", digits: int = 3
+) -> pd.DataFrame:
+    """A pivot of a summarised table whose cells read ``"0.795 [0.780, 0.810]"``.
+
+    Rows and columns keep their order of first appearance; labels are display names.
+    """
+    cells = summary.assign(_text=[interval(r, metric, digits) for _, r in summary.iterrows()])
+    table = cells.pivot(index=index, columns=columns, values="_text")
+    table = table.reindex(index=summary[index].unique(), columns=summary[columns].unique())
+    table.index = [display_name(v, index) for v in table.index]
+    table.columns = [display_name(v, columns) for v in table.columns]
+    return table
+
+
+def accuracy_sentence(summary: pd.DataFrame, by: str = "variant", digits: int = 3) -> str:
+    """Train and test accuracy of each model in a summarised ``variants_table`` (victim rows).
+
+    Example: ``"Victim accuracy (train / test, 95% intervals over 3 seeds): original 0.898
+    [...] / 0.510 [...]; pruned ...."``
+    """
+    rows = summary[summary["model"] == "victim"] if "model" in summary else summary
+    if rows.empty:
+        raise ValueError("accuracy_sentence needs the victim's rows of a summarised table")
+    seeds = int(rows["seeds"].max()) if "seeds" in rows else 1
+    parts = [
+        f"{display_name(r[by], by)} {interval(r, 'train_acc', digits)} / "
+        f"{interval(r, 'test_acc', digits)}"
+        for _, r in rows.iterrows()
+    ]
+    return (
+        f"Victim accuracy (train / test, 95% intervals over {seeds} seed"
+        f"{'s' if seeds != 1 else ''}): " + "; ".join(parts) + "."
+    )
