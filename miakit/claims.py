@@ -17,6 +17,7 @@ shows, so no number in them is typed by hand.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,13 @@ __all__ = [
     "CLAIMS_COLUMNS",
     "VERDICTS",
     "ACCURACY_TOLERANCE",
+    "README_END",
+    "README_START",
     "claims_markdown",
     "claims_table",
+    "read_claims",
     "verdict",
+    "with_claims_block",
 ]
 
 #: The attack the pruning and defense claims are measured with: Conf, the strongest
@@ -275,5 +280,51 @@ def claims_markdown(claims: pd.DataFrame, digits: int = 3) -> str:
         )
     counts = claims["verdict"].value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
-    lines += ["", f"Of {len(claims)} checks: {summary} (rule: see the `rule` column)."]
+    noun = "check" if len(claims) == 1 else "checks"
+    lines += ["", f"Of {len(claims)} {noun}: {summary} (rule: see the `rule` column)."]
     return "\n".join(lines)
+
+
+#: The lines around the claims table in the README, which ``miakit claims --readme``
+#: rewrites from the committed table (figures/<profile>/00_claims.csv): never typed.
+README_START = "<!-- claims:start (written by `miakit claims --readme README.md`) -->"
+README_END = "<!-- claims:end -->"
+
+
+def read_claims(path: str | Path) -> pd.DataFrame:
+    """A claims table saved by notebook 00 (``figures/<profile>/00_claims.csv``).
+
+    Raises:
+        FileNotFoundError: no such file (with the command that writes it).
+        ValueError: the file is not a claims table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no claims table at {path}; notebook 00 writes it: miakit run --only 00 "
+            "--profile PROFILE"
+        )
+    frame = pd.read_csv(path)
+    missing = [c for c in CLAIMS_COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"{path} is not a claims table: it lacks the columns {missing}")
+    return frame[list(CLAIMS_COLUMNS)]
+
+
+def with_claims_block(text: str, markdown: str) -> str:
+    """``text`` (a README) with the block between :data:`README_START` and
+    :data:`README_END` replaced by ``markdown``.
+
+    Raises:
+        ValueError: the markers are missing, repeated or out of order.
+    """
+    if text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise ValueError(
+            f"the README needs exactly one {README_START!r} line and one {README_END!r} "
+            "line around its claims table"
+        )
+    head, rest = text.split(README_START)
+    if README_END not in rest:
+        raise ValueError(f"{README_END!r} comes before {README_START!r} in the README")
+    _, tail = rest.split(README_END)
+    return f"{head}{README_START}\n{markdown}\n{README_END}{tail}"

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from miakit import cachetool, tables
+from miakit import cachetool, claims, tables
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
 from miakit.export import check_attacks, export_signals
@@ -299,8 +299,28 @@ def build_parser() -> argparse.ArgumentParser:
     sig.add_argument("--out", required=True, help="the .npz file to write")
     sig.set_defaults(func=_signals)
 
+    cl = sub.add_parser(
+        "claims", help="print the paper's four claims as checked by notebook 00 (Markdown)"
+    )
+    cl.add_argument("--profile", default="quick", choices=profile_names())
+    cl.add_argument("--figures", default=None, help="figures folder (default: MIAKIT_FIGURES)")
+    cl.add_argument("--readme", default=None, help="rewrite this file's claims block instead")
+    cl.set_defaults(func=_claims)
+
     cachetool.add_parser(sub, is_current=_is_current)
     return parser
+
+
+def _claims(args: argparse.Namespace) -> int:
+    folder = Path(args.figures) if args.figures else figures_root()
+    text = claims.claims_markdown(claims.read_claims(folder / args.profile / "00_claims.csv"))
+    if args.readme is None:
+        print(text)
+        return 0
+    readme = Path(args.readme)
+    readme.write_text(claims.with_claims_block(readme.read_text(), text))
+    print(f"wrote the {args.profile} claims table into {readme}")
+    return 0
 
 
 def _is_current(kind: str, key: dict[str, Any]) -> bool:

@@ -324,7 +324,7 @@ PROFILES: dict[str, Profile] = {
                 arch="mlp",
                 dataset_options=(("num_samples", 8000),),
                 num_shadows=5,
-                num_references=64,
+                num_references=16,
                 seeds=3,
                 train=TrainConfig(epochs=60, patience=10),
                 attack_epochs=10,

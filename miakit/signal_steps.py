@@ -127,7 +127,7 @@ class SignalSteps(ModelSteps):
         if not self.config.num_references:
             raise ValueError(
                 f"{name} needs reference models that trained on half the victim's samples; "
-                "set num_references >= 2 (the quick profile uses 64)"
+                "set num_references >= 2 (the quick profile uses 16)"
             )
         return self.reference_roles()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from miakit import claims, tables
@@ -59,3 +60,39 @@ def test_claims_table_rows_are_the_paired_differences(smoke):
     for _, r in table.iterrows():
         assert f"{r['kit']:+.3f}" in text and f"**{r['verdict']}**" in text
     assert text.count("\n|") == len(table) + 1
+
+
+def test_claims_command_prints_and_writes_the_readme_block(tmp_path, capsys):
+    from miakit.cli import main
+    from miakit.plots import save_table
+
+    table = pd.DataFrame(
+        [
+            {
+                "claim": 1,
+                "statement": "Pruning makes a model leak more",
+                "measure": "Conf AUC, pruned - original",
+                "paper": np.nan,
+                "kit": 0.012,
+                "kit_low": 0.004,
+                "kit_high": 0.020,
+                "seeds": 3,
+                "rule": "holds if the 95% interval lies > 0",
+                "verdict": "holds",
+            }
+        ]
+    )
+    save_table(table, "00_claims", profile="quick", root=tmp_path)
+    assert main(["claims", "--figures", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "+0.012 [+0.004, +0.020]" in printed and "**holds**" in printed
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{claims.README_START}\nSTALE\n{claims.README_END}\nend\n")
+    assert main(["claims", "--figures", str(tmp_path), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "STALE" not in text and "+0.012 [+0.004, +0.020]" in text and text.endswith("end\n")
+    readme.write_text("no markers\n")
+    assert main(["claims", "--figures", str(tmp_path), "--readme", str(readme)]) == 2
+    assert "around its claims table" in capsys.readouterr().err
+    assert main(["claims", "--figures", str(tmp_path / "none")]) == 2
+    assert "notebook 00 writes it" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from miakit.store import Store
 @pytest.fixture(scope="module")
 def exp(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("cache"))
-    return Experiment(profile("smoke"), store=store, device="cpu")
+    return Experiment(profile("smoke", seeds=1), store=store, device="cpu")  # one run
 
 
 def test_variant_labels_and_validation(exp):
