@@ -329,9 +329,9 @@ def test_roc_loglog_axes_legend_and_distinct_styles() -> None:
     _check_labelled(ax)
     assert "FPR" in ax.get_xlabel() and "TPR" in ax.get_ylabel()
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    # 500 non-members: the smallest positive FPR is 0.002, so the axes start at 1e-3.
-    assert ax.get_xlim() == pytest.approx((1e-3, 1.0))
-    assert ax.get_ylim() == pytest.approx((1e-3, 1.0))
+    # 500 non-members: the axes start at one non-member, FPR 1/500.
+    assert ax.get_xlim() == pytest.approx((1 / 500, 1.0))
+    assert ax.get_ylim() == pytest.approx((1 / 500, 1.0))
     assert ax.get_title() == "pruned"
     assert _legend_texts(ax.get_legend()) == [
         f"attack{i} (AUC {0.5 + 0.01 * i:.3f})" for i in range(4)
@@ -342,7 +342,7 @@ def test_roc_loglog_axes_legend_and_distinct_styles() -> None:
     assert len(cues) == 4, "curves must differ in line style and marker, not only colour"
     assert any(line.get_gid() == "chance" for line in ax.lines)
     # Points below the floor are drawn on the axis edge rather than dropped.
-    assert min(line.get_xdata().min() for line in curve_lines) == pytest.approx(1e-3)
+    assert min(line.get_xdata().min() for line in curve_lines) == pytest.approx(1 / 500)
 
 
 def test_roc_loglog_many_curves_floor_and_errors() -> None:
@@ -398,7 +398,7 @@ def test_attack_bars_from_results_frame() -> None:
     assert any(list(line.get_ydata()) == [0.5, 0.5] for line in ax.lines)
 
 
-def test_attack_bars_averages_repeats_and_skips_chance_for_tpr() -> None:
+def test_attack_bars_averages_repeats_and_draws_tpr_chance() -> None:
     frame = pd.DataFrame(
         {
             "attack": ["conf", "conf", "samia", "samia"],
@@ -412,7 +412,9 @@ def test_attack_bars_averages_repeats_and_skips_chance_for_tpr() -> None:
     np.testing.assert_allclose([b.get_height() for b in bars[0]], [0.2, 0.2])
     assert bars[0].errorbar is not None, "repeats should draw error bars"
     assert ax.get_ylabel() == "TPR at 1% FPR"
-    assert not any(line.get_label().startswith("chance") for line in ax.lines)
+    # A guess's TPR at 1% FPR is 1%: the chance line is there, not at 0.5.
+    (chance,) = [line for line in ax.lines if line.get_label().startswith("chance")]
+    assert list(chance.get_ydata()) == [0.01, 0.01]
     ax = plots.attack_bars(frame, metric="tpr@1%fpr", hue=None).axes[0]
     assert len([c for c in ax.containers if hasattr(c, "patches")]) == 1
     with pytest.raises(KeyError, match="'auc'"):
@@ -540,15 +542,28 @@ def test_heatmap_facet_panels() -> None:
     assert fig.get_size_inches()[0] == plots.FULL_WIDTH
     assert [t.get_text() for t in panels[0].texts] == ["0.70", "0.60", "0.65", "0.72"]
     assert [t.get_text() for t in panels[1].texts] == ["0.52", "0.55", "0.58", "0.61"]
+    # One scale for the whole table, centred on chance (0.5) and reaching its farthest value.
+    reach = (frame["auc"] - 0.5).abs().max()
     for ax in panels:
         mesh = ax.collections[0]
-        assert (mesh.norm.vmin, mesh.norm.vmax) == (0.52, 0.72)  # the whole table's range
+        assert (mesh.norm.vmin, mesh.norm.vmax) == pytest.approx((0.5 - reach, 0.5 + reach))
         assert ax.get_ylabel() == "victim" and ax.get_xlabel() == "shadows"
     rows = [t.get_text() for t in panels[0].get_yticklabels()]
     assert rows == ["original", "L1 unstructured@0.7"]  # the shared rows, on the left only
     assert panels[0].get_shared_y_axes().joined(panels[0], panels[1])
     fig = plots.heatmap(
-        frame, facet="attack", index="victim_label", columns="shadow_label", values="auc", vmin=0.5
+        frame, facet="attack", index="victim_label", columns="shadow_label", values="auc", vmin=0.1
+    )
+    assert fig.axes[0].collections[0].norm.vmin == pytest.approx(0.1)  # reached, still centred
+    assert fig.axes[0].collections[0].norm.vmax == pytest.approx(0.9)
+    fig = plots.heatmap(
+        frame,
+        facet="attack",
+        index="victim_label",
+        columns="shadow_label",
+        values="auc",
+        vmin=0.5,
+        center=None,
     )
     assert fig.axes[0].collections[0].norm.vmin == 0.5
     with pytest.raises(ValueError, match="facet"):
@@ -606,7 +621,7 @@ def test_heatmap_cells_order_and_labels() -> None:
     assert [t.get_text() for t in ax.texts] == ["0.85", "0.70", "0.60", "0.90"]
     rows = [t.get_text() for t in ax.get_yticklabels()]
     assert rows == ["network slimming", "L1 unstructured"]
-    assert fig.axes[1].get_ylabel() == "attack AUC"  # the colour bar
+    assert fig.axes[1].get_ylabel() == "attack AUC (white: chance, 0.5)"  # the colour bar
     with pytest.raises(KeyError, match="sparsity"):
         plots.heatmap(frame, index="victim", columns="sparsity", values="auc")
 

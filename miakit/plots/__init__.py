@@ -17,13 +17,20 @@ paper's analyses (PAPER.md, "Prediction divergence (the analysis)" and
 * :func:`finetune_lines`: attack success vs fine-tune epochs, fine-tuned only vs pruned.
 
 The house style (:func:`use_style`, in :mod:`miakit.plots.style`) is sized for a paper
-column (:data:`COLUMN_WIDTH`, :data:`FULL_WIDTH`), uses the Okabe-Ito colour-blind-safe
-palette, and never tells series apart by colour alone (:class:`SeriesStyle`), so figures
-survive greyscale printing. :func:`display_name` turns column names and registry keys
-into the paper's words.
+column or page (:data:`COLUMN_WIDTH` 3.3 in, :data:`FULL_WIDTH` 7 in, and no other width:
+:func:`figure_width`), uses the Okabe-Ito colour-blind-safe palette, and never tells
+series apart by colour alone (:class:`SeriesStyle`), so figures survive greyscale
+printing. The rules a reviewer reads at a glance (issue 13, item 7; PAPER.md,
+"Reporting"): each attack has one style in every figure (:func:`attack_style`); ROC axes
+start at one non-member; metrics with a chance level (AUC 0.5, TPR at x% FPR x%,
+:func:`chance_value`) draw it, and heat maps are centred on it; a figure comparing methods
+names its dataset and architecture (:func:`setting_text`); every DP point shows its
+epsilon; seeds become 95% intervals; no internal id reaches a text (:func:`display_name`,
+:func:`readable`; checked by :func:`figure_problems`).
 
-Modules: ``style`` (rc, palette, series styles, display names), ``save`` (files),
-``divergence``, ``attacks``, ``sweeps`` and ``finetune`` (the figures).
+Modules: ``style`` (rc, palette, series and attack styles, widths), ``names`` (display
+names), ``save`` (files), ``audit`` (the rules, checked), ``divergence``, ``roc``,
+``attacks``, ``sweeps`` and ``finetune`` (the figures).
 
 Example:
     >>> from miakit import plots
@@ -38,6 +45,7 @@ from __future__ import annotations
 # isort: off
 # style first: importing it chooses the backend before anything imports matplotlib.pyplot.
 from miakit.plots.style import (
+    ATTACK_COLUMNS,
     COLUMN_WIDTH,
     DISPLAY_NAMES,
     FULL_WIDTH,
@@ -51,22 +59,32 @@ from miakit.plots.style import (
     PALETTE,
     PNG_DPI,
     PRUNED_STYLE,
+    WIDTHS,
     SeriesStyle,
+    attack_style,
     display_name,
+    figure_width,
     house_rc,
     level_style,
+    series_styles,
     style_context,
     use_style,
 )
 
 # isort: on
-from miakit.plots.attacks import attack_bars, heatmap, roc_loglog
+from miakit.plots._axes import chance_value
+from miakit.plots.attacks import attack_bars, heatmap
+from miakit.plots.audit import figure_problems, figure_texts, internal_ids
 from miakit.plots.divergence import class_gap_bars, divergence_histograms
 from miakit.plots.finetune import finetune_lines
+from miakit.plots.names import ARCH_NAMES, readable, setting_text
+from miakit.plots.roc import roc_loglog
 from miakit.plots.save import figures_root, save_figure, save_table
 from miakit.plots.sweeps import metric_lines, privacy_utility
 
 __all__ = [
+    "ARCH_NAMES",
+    "ATTACK_COLUMNS",
     "figures_root",
     "COLUMN_WIDTH",
     "DISPLAY_NAMES",
@@ -82,19 +100,29 @@ __all__ = [
     "PNG_DPI",
     "PRUNED_STYLE",
     "SeriesStyle",
+    "WIDTHS",
     "attack_bars",
+    "attack_style",
+    "chance_value",
     "class_gap_bars",
     "display_name",
     "divergence_histograms",
+    "figure_problems",
+    "figure_texts",
+    "figure_width",
     "finetune_lines",
     "heatmap",
     "house_rc",
+    "internal_ids",
     "level_style",
     "metric_lines",
     "privacy_utility",
+    "readable",
     "roc_loglog",
     "save_figure",
     "save_table",
+    "series_styles",
+    "setting_text",
     "style_context",
     "use_style",
 ]

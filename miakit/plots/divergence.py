@@ -17,15 +17,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from miakit._util import check_membership
-from miakit.plots._axes import category_ticks, legend_above, new_axes
+from miakit.plots._axes import category_ticks, legend_above, new_axes, sized
 from miakit.plots._frame import numeric, require_columns
+from miakit.plots.names import readable
 from miakit.plots.style import (
     COLUMN_WIDTH,
     MEMBER_STYLE,
     NONMEMBER_STYLE,
     ORIGINAL_STYLE,
     PRUNED_STYLE,
-    display_name,
     style_context,
 )
 
@@ -97,7 +97,7 @@ def divergence_histograms(
         fig, axes = plt.subplots(
             1,
             2,
-            figsize=figsize or (COLUMN_WIDTH, 2.1),
+            figsize=sized(figsize, (COLUMN_WIDTH, 2.1)),
             sharex=True,
             sharey=True,
             layout="constrained",
@@ -193,7 +193,7 @@ def class_gap_bars(
                 **style.bar_kwargs(),
             )
         ax.axhline(0.0, color="0.15", linewidth=0.6, zorder=1)
-        category_ticks(ax, [display_name(c) for c in classes])
+        category_ticks(ax, [readable(c) for c in classes])
         ax.set_xlim(-0.6, len(classes) - 0.4)
         ax.grid(False, axis="x")
         ax.set_xlabel(xlabel)

@@ -17,29 +17,30 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from miakit.plots._axes import CHANCE, chance_line, legend_above
+from miakit.plots._axes import CHANCE, chance_label, chance_line, legend_above, name_setting, sized
 from miakit.plots._frame import levels, numeric, require_columns
+from miakit.plots.names import readable
 from miakit.plots.style import (
     COLUMN_WIDTH,
     FULL_WIDTH,
     LINESTYLES,
-    ORIGINAL_STYLE,
-    display_name,
-    level_style,
+    MARKERS,
+    series_styles,
     style_context,
 )
 
 __all__ = ["finetune_lines"]
 
 _VARIANT = ("victim_pruner", "victim_sparsity", "victim_defense")
+_ORIGINAL = {"color": "0.25", "linestyle": (0, (6.0, 2.0)), "linewidth": 0.9}  # a long grey dash
 
 
 def _variant_text(pruner: str, sparsity: float, defense: str) -> str:
     """A victim's legend text from its real columns (never parsed from a label)."""
-    text = display_name(pruner, "victim_pruner")
+    text = readable(pruner, "victim_pruner")
     if pruner not in ("none", "finetuned"):
         text += f"@{sparsity:g}"
-    return text if defense == "none" else f"{text} + {display_name(defense)}"
+    return text if defense == "none" else f"{text} + {readable(defense)}"
 
 
 def finetune_lines(
@@ -53,9 +54,12 @@ def finetune_lines(
 ) -> Figure:
     """A metric against fine-tune epochs: one panel per attack, one line per variant.
 
-    Each fine-tuned victim variant (the control ``victim_pruner == "finetuned"``, each
-    pruned one) is a line with markers; the original (``victim_pruner == "none"``) is a
-    horizontal reference line, and chance a dotted one for AUC. With the columns
+    Each panel's lines are in its attack's colour (:func:`~miakit.plots.attack_style`,
+    the same in every figure); each fine-tuned victim variant (the control
+    ``victim_pruner == "finetuned"``, each pruned one) has its own line style and marker,
+    the same in every panel. The original (``victim_pruner == "none"``) is a grey
+    long-dashed reference line, and chance a dotted one (0.5 for AUC, x% for the TPR at
+    x% FPR). With ``dataset`` / ``arch`` columns, the figure names them. With the columns
     ``<metric>_low`` and ``<metric>_high`` (an interval, e.g. from a summarised table)
     each line gets a band between them. Several rows per point (e.g. seeds, not
     summarised) are averaged. With both ``finetune_restore_best`` values in the table,
@@ -91,22 +95,21 @@ def finetune_lines(
     variants = list(dict.fromkeys(zip(*(tuned[c] for c in _VARIANT), strict=True)))
     rules = levels(data, "finetune_restore_best") if "finetune_restore_best" in data else [None]
     width = COLUMN_WIDTH if len(names) == 1 else FULL_WIDTH
+    colours = [style.color for style in series_styles("attack", names)]
     with style_context():
         fig, axes = plt.subplots(
-            1, len(names), figsize=figsize or (width, 2.4), sharey=True, layout="constrained"
+            1,
+            len(names),
+            figsize=sized(figsize, (width, 2.4)),
+            sharey=True,
+            layout="constrained",
         )
         axes = np.atleast_1d(axes)
-        for ax, attack in zip(axes, names, strict=True):
+        for ax, attack, colour in zip(axes, names, colours, strict=True):
             mine = data[data["attack"] == attack]
             base = mine[mine["victim_pruner"] == "none"]
             if not base.empty:
-                ax.axhline(
-                    float(base[metric].mean()),
-                    color=ORIGINAL_STYLE.color,
-                    linestyle="--",
-                    linewidth=1.0,
-                    label="original",
-                )
+                ax.axhline(float(base[metric].mean()), label="original", **_ORIGINAL)
             for i, variant in enumerate(variants):
                 for j, rule in enumerate(rules):
                     rows = mine[(mine[list(_VARIANT)] == pd.Series(variant, _VARIANT)).all(1)]
@@ -115,9 +118,8 @@ def finetune_lines(
                     if rows.empty:
                         continue
                     means = rows.groupby("_x", sort=True)[values].mean()
-                    kw: dict[str, Any] = level_style(i).line_kwargs()
-                    if len(rules) > 1:
-                        kw["linestyle"] = LINESTYLES[j % len(LINESTYLES)]
+                    kw: dict[str, Any] = _variant_kwargs(i, j if len(rules) > 1 else None)
+                    kw["color"] = colour
                     xs = means.index.to_numpy(dtype=float)
                     ax.plot(
                         xs, means[metric].to_numpy(dtype=float), label=_variant_text(*variant), **kw
@@ -128,15 +130,20 @@ def finetune_lines(
                             means[f"{metric}_low"].to_numpy(dtype=float),
                             means[f"{metric}_high"].to_numpy(dtype=float),
                             color=kw["color"],
-                            alpha=0.2,
+                            alpha=0.15,
                             linewidth=0,
                         )
             chance_line(ax, metric)
-            ax.set_title(display_name(attack))
+            ax.set_title(readable(attack, "attack"), color=colour)
             ax.set_xlabel(xlabel)
-        axes[0].set_ylabel(display_name(metric))
-        shown, labels = axes[0].get_legend_handles_labels()
-        handles = list(dict(zip(labels, shown, strict=True)).values())  # one per label
+        axes[0].set_ylabel(readable(metric))
+        # The colour is the panel's attack: the legend shows the variants in neutral grey.
+        handles: list[Any] = []
+        if original.any():
+            handles.append(Line2D([], [], label="original", **_ORIGINAL))
+        for i, variant in enumerate(variants):
+            kw = _variant_kwargs(i, 0 if len(rules) > 1 else None)
+            handles.append(Line2D([], [], label=_variant_text(*variant), **kw, color="0.3"))
         if len(rules) > 1:
             for j, rule in enumerate(rules):
                 text = "best-dev epoch kept" if rule else "last epoch kept"
@@ -145,9 +152,15 @@ def finetune_lines(
                         [], [], color="0.3", linestyle=LINESTYLES[j % len(LINESTYLES)], label=text
                     )
                 )
-        if metric in ("auc", "balanced_accuracy") and not any(
-            h.get_label().startswith("chance") for h in handles
-        ):
-            handles.append(Line2D([], [], label="chance (0.5)", **CHANCE))
+        chance = chance_label(metric)
+        if chance is not None:
+            handles.append(Line2D([], [], label=chance, **CHANCE))
         legend_above(axes[0], handles)
+        name_setting(fig, frame)
     return fig
+
+
+def _variant_kwargs(i: int, rule: int | None) -> dict[str, Any]:
+    """Line style and marker of the ``i``-th variant (line style: the ``rule``'s, if any)."""
+    k = i if rule is None else rule
+    return {"linestyle": LINESTYLES[k % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)]}

@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from miakit._util import atomic_write
-from miakit.plots.style import PNG_DPI, style_context
+from miakit.plots.style import PNG_DPI, WIDTHS, figure_width, style_context
 
 __all__ = ["figures_root", "save_figure", "save_table"]
 
@@ -129,6 +129,11 @@ def save_figure(
     a half-written figure. Folders are created as needed. The PNG has
     :data:`~miakit.plots.PNG_DPI` dots per inch.
 
+    Every figure is a column or the page wide (issue 13, item 7): a figure of another
+    width is resized to the nearer of :data:`~miakit.plots.COLUMN_WIDTH` and
+    :data:`~miakit.plots.FULL_WIDTH` (its height kept) and laid out again, and the files
+    have exactly that width (the layout, not a trimmed bounding box, fits the contents).
+
     Args:
         fig: the figure (e.g. from one of the helpers here).
         name: the file stem, e.g. ``"roc_pruned"``; no folders, no extension.
@@ -151,7 +156,12 @@ def save_figure(
     name = _check_name(name)
     folder = _output_dir(profile, root)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    common = {"facecolor": "white", "edgecolor": "none", "bbox_inches": "tight", "pad_inches": 0.02}
+    width, height = fig.get_size_inches()
+    if min(abs(width - w) for w in WIDTHS) > 1e-6:
+        fig.set_size_inches(figure_width(width), height)
+    common: dict[str, Any] = {"facecolor": "white", "edgecolor": "none"}
+    if fig.get_layout_engine() is None:  # nothing lays it out: trim to its contents instead
+        common.update(bbox_inches="tight", pad_inches=0.02)
     try:
         with style_context():
             _write(

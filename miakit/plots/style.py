@@ -1,11 +1,14 @@
-"""The house style: rc parameters, palette, series styles, sizes and display names.
+"""The house style: rc parameters, palette, series and attack styles, and figure widths.
 
 Figures are sized for a paper column (:data:`COLUMN_WIDTH`, :data:`FULL_WIDTH`), use the
 Okabe-Ito colour-blind-safe palette, and never tell series apart by colour alone: members
 and non-members, original and pruned models, and the levels of every legend also differ by
 hatch, line style or marker (:class:`SeriesStyle`), so figures survive greyscale printing
-(DESIGN.md, "Shape"; PAPER.md, "Reporting"). The helpers draw inside :func:`style_context`,
-so their output does not depend on whether :func:`use_style` was called.
+(DESIGN.md, "Shape"; PAPER.md, "Reporting"). Each attack has one style in every figure
+(:func:`attack_style`), and a figure is a column or the page wide (:func:`figure_width`).
+The display names live in :mod:`miakit.plots.names` (re-exported here). The helpers draw
+inside :func:`style_context`, so their output does not depend on whether :func:`use_style`
+was called.
 
 Importing this module chooses the Agg backend when there is no display and no backend was
 chosen, before seaborn (and so ``matplotlib.pyplot``) is imported; ``miakit.plots`` imports
@@ -17,12 +20,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import matplotlib as mpl
-import numpy as np
 from cycler import cycler
 
 
@@ -47,7 +49,10 @@ _select_backend()
 
 import seaborn as sns  # noqa: E402  (after the backend choice: seaborn imports pyplot)
 
+from miakit.plots.names import DISPLAY_NAMES, LEVEL_NAMES, display_name  # noqa: E402
+
 __all__ = [
+    "ATTACK_COLUMNS",
     "COLUMN_WIDTH",
     "DISPLAY_NAMES",
     "FULL_WIDTH",
@@ -62,18 +67,25 @@ __all__ = [
     "PNG_DPI",
     "PRUNED_STYLE",
     "SeriesStyle",
+    "WIDTHS",
+    "attack_style",
     "display_name",
+    "figure_width",
     "house_rc",
     "level_style",
+    "series_styles",
     "style_context",
     "use_style",
 ]
 
-COLUMN_WIDTH: float = 3.4
-"""Width in inches of a single-column figure (a two-column paper's column)."""
+COLUMN_WIDTH: float = 3.3
+"""Width in inches of a single-column figure (a two-column paper's column; issue 13)."""
 
 FULL_WIDTH: float = 7.0
 """Width in inches of a figure spanning both columns."""
+
+WIDTHS: tuple[float, float] = (COLUMN_WIDTH, FULL_WIDTH)
+"""The only figure widths: a column or the full page (issue 13, item 7)."""
 
 PNG_DPI: int = 150
 """Resolution of the PNG files: sharp on screen, small in the repository."""
@@ -112,126 +124,6 @@ HATCHES: tuple[str, ...] = ("", "////", "xxxx", "\\\\\\\\", "....", "++++", "oo"
 """Bar hatches of successive levels; the first level is a solid fill."""
 
 _TINT = 0.3  # how much colour a hatched face keeps (the rest is white), so the hatch stays visible
-
-DISPLAY_NAMES: dict[str, str] = {
-    # Column names of results_frame and the Experiment tables (the paper's words).
-    "auc": "attack AUC",
-    "balanced_accuracy": "attack accuracy",
-    "tpr@0.1%fpr": "TPR at 0.1% FPR",
-    "tpr@1%fpr": "TPR at 1% FPR",
-    "test_acc": "test accuracy",
-    "train_acc": "train accuracy",
-    "sparsity": "sparsity",
-    "epsilon": "ε (DP-SGD)",
-    "lam": "λ",
-    "lambda": "λ",
-    "theta": "θ",
-    "noise_multiplier": "noise multiplier",
-    "pruner": "pruning method",
-    "defense": "defense",
-    "attack": "attack",
-    "victim": "victim",
-    "shadows": "shadows",
-    # The structured columns of the miakit.tables / miakit.sweep frames.
-    "victim_pruner": "pruning method",
-    "victim_sparsity": "sparsity",
-    "victim_realised_sparsity": "realised sparsity",
-    "victim_defense": "defense",
-    "victim_train_acc": "train accuracy",
-    "victim_test_acc": "test accuracy",
-    "victim_epsilon": "ε (DP-SGD)",
-    "victim_delta": "δ (DP-SGD)",
-    "victim_label": "victim",
-    "shadow_pruner": "shadow pruning method",
-    "shadow_sparsity": "shadow sparsity",
-    "shadow_defense": "shadow defense",
-    "shadow_label": "shadows",
-}
-"""Names shown on axes and legends for column names (the paper's words).
-
-Column titles only: attacks, pruning methods, defenses and datasets take their text from
-the ``title`` of their registry entry (:func:`display_name`). Unknown values are shown as
-they are; a notebook may add entries.
-"""
-
-
-LEVEL_NAMES: dict[str, dict[Any, str]] = {
-    "victim_pruner": {"none": "original", "finetuned": "fine-tuned only"},
-    "shadow_pruner": {"none": "original", "finetuned": "fine-tuned only"},
-    "adaptive": {False: "non-adaptive attack", True: "adaptive attack"},
-}
-"""Texts of particular values of particular columns: ``display_name(value, column)``.
-
-A pruner column's ``"none"`` is the original (unpruned) model, not the defense of that
-name; ``adaptive`` tells the two adversaries of PAPER.md, "The defense" apart.
-"""
-
-
-def _registry_title(key: str) -> str | None:
-    """The ``title`` of the registry entry called ``key``, if any registry has one.
-
-    The registries are imported here, not at module level: they sit in lower layers
-    (attacks, pruning, defenses, data) and pull in torch, and only their titles are
-    needed. Attacks come first, then pruning methods, defenses and datasets.
-    """
-    from miakit.attacks import ATTACKS
-    from miakit.data import DATASETS
-    from miakit.defenses import DEFENSES
-    from miakit.prune import PRUNERS
-
-    registries: tuple[Mapping[str, Any], ...] = (ATTACKS, PRUNERS, DEFENSES, DATASETS)
-    for registry in registries:
-        title = getattr(registry.get(key), "title", None)
-        if isinstance(title, str) and title:
-            return title
-    return None
-
-
-def _title(key: str) -> str | None:
-    """A registry entry's title, else the column title in :data:`DISPLAY_NAMES`, else ``None``."""
-    title = _registry_title(key)
-    return title if title is not None else DISPLAY_NAMES.get(key)
-
-
-def display_name(value: Any, column: str | None = None) -> str:
-    """The text shown for a column name or a category level.
-
-    Args:
-        value: a column name (``"auc"``), a registry key (an attack ``"samia"``, a pruning
-            method ``"l1_unstructured"``, a defense ``"ppb"``, a dataset ``"cifar10"``) or
-            a number.
-        column: the column ``value`` comes from, when it is a level: values listed for
-            that column in :data:`LEVEL_NAMES` get their text there (``"none"`` of
-            ``victim_pruner`` is ``"original"``, ``True`` of ``adaptive`` is
-            ``"adaptive attack"``).
-
-    Returns:
-        The :data:`LEVEL_NAMES` text of ``(column, value)``, if any. Else, for a string:
-        the ``title`` of its registry entry (``ATTACKS``, ``PRUNERS``, ``DEFENSES``,
-        ``DATASETS``), else its :data:`DISPLAY_NAMES` entry; a variant label such as
-        ``"l1_unstructured@0.7"`` shows its pruner's title (``"L1 unstructured@0.7"``);
-        any other string as it is. ``f"{value:g}"`` for a real number, else ``str(value)``.
-    """
-    named = LEVEL_NAMES.get(column, {}) if column is not None else {}
-    if isinstance(value, (str, bool, np.bool_)) and value in named:
-        return named[value]
-    if isinstance(value, str):
-        title = _title(value)
-        if title is not None:
-            return title
-        # Variant labels ("l1_unstructured@0.7+ppb(...)"), the values of the display
-        # columns victim_label / shadow_label (Variant.label): only the text is changed.
-        head, at, tail = value.partition("@")
-        if at:
-            title = _title(head)
-            if title is not None:
-                return f"{title}@{tail}"
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return f"{value:g}"
-    return str(value)
 
 
 def _tint(color: str, amount: float = _TINT) -> tuple[float, float, float]:
@@ -315,6 +207,82 @@ def level_style(i: int, label: str = "") -> SeriesStyle:
         linestyle=LINESTYLES[i % len(LINESTYLES)],
         marker=MARKERS[i % len(MARKERS)],
     )
+
+
+ATTACK_COLUMNS: tuple[str, ...] = ("attack", "baseline_attack")
+"""Columns whose levels are attack names: their series take :func:`attack_style`."""
+
+_ATTACK_COLOURS = (*PALETTE[:7], "#8C8C8C")  # grey for yellow: an attack must read on white
+
+
+def _attack_slot(i: int, label: str) -> SeriesStyle:
+    """The ``i``-th attack slot of :func:`attack_style`.
+
+    Eight colours and nine markers in turn; the line style changes once every eight
+    slots (so two attacks of one colour differ in line style too), and so does the
+    hatch's offset. Colour and marker, line style and marker, and colour and hatch each
+    differ between any two of the first 56 slots.
+    """
+    turn = i // len(_ATTACK_COLOURS)
+    return SeriesStyle(
+        label=label,
+        color=_ATTACK_COLOURS[i % len(_ATTACK_COLOURS)],
+        hatch=HATCHES[(i + 3 * turn) % len(HATCHES)],
+        linestyle=LINESTYLES[turn % len(LINESTYLES)],
+        marker=MARKERS[i % len(MARKERS)],
+    )
+
+
+def attack_style(name: str, label: str = "") -> SeriesStyle | None:
+    """The one style of an attack in every figure: colour, marker, line style and hatch.
+
+    Fixed by the attack's position in :data:`miakit.attacks.ATTACKS` (the paper's order,
+    then the attacks beyond it), so SAMIA has the same colour and marker in a ROC plot,
+    a bar chart and a sweep, whichever other attacks share the figure (issue 13, item 7).
+    Colour and marker together differ between any two attacks (and so do line style
+    and marker, for greyscale); two attacks share a colour only eight places apart in
+    the registry (Gap and SAMIA, Conf and Max-conf, ...), with different line styles.
+
+    Returns:
+        The style, or ``None`` for a name that is not a registered attack.
+    """
+    from miakit.attacks import ATTACKS  # lazily: the registry pulls in torch
+
+    names = list(ATTACKS)
+    return _attack_slot(names.index(name), label) if name in ATTACKS else None
+
+
+def series_styles(column: str | None, values: Sequence[Any]) -> list[SeriesStyle]:
+    """The style of each level of a legend: an attack's own, else :func:`level_style`.
+
+    Levels of an attack column (:data:`ATTACK_COLUMNS`, or levels that are all attack
+    names) take :func:`attack_style`; a level of such a column that is no registered
+    attack takes a slot after every registered one, so it never repeats an attack's
+    style. Levels of any other column take ``level_style(i)`` in order.
+    """
+    from miakit.attacks import ATTACKS
+
+    attacks = column in ATTACK_COLUMNS or (
+        bool(values) and all(isinstance(v, str) and v in ATTACKS for v in values)
+    )
+    if not attacks:
+        return [level_style(i) for i in range(len(values))]
+    out, extra = [], len(ATTACKS)
+    for v in values:
+        style = attack_style(v) if isinstance(v, str) else None
+        if style is None:
+            style, extra = _attack_slot(extra, ""), extra + 1
+        out.append(style)
+    return out
+
+
+def figure_width(width: float) -> float:
+    """The allowed width nearest ``width``: :data:`COLUMN_WIDTH` or :data:`FULL_WIDTH`.
+
+    A paper's figures are a column or the page wide (issue 13, item 7); the helpers and
+    :func:`~miakit.plots.save_figure` give every figure one of the two.
+    """
+    return min(WIDTHS, key=lambda w: (abs(float(width) - w), w))
 
 
 def house_rc() -> dict[str, Any]:

@@ -15,7 +15,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from miakit.plots._axes import CHANCE, chance_line, legend_above, new_axes
+from miakit.plots._axes import (
+    CHANCE,
+    chance_label,
+    chance_line,
+    legend_above,
+    name_setting,
+    new_axes,
+    sized,
+)
 from miakit.plots._frame import (
     aggregate,
     error_bars,
@@ -24,11 +32,12 @@ from miakit.plots._frame import (
     panel_levels,
     require_columns,
 )
+from miakit.plots.names import readable
 from miakit.plots.style import (
     FULL_WIDTH,
     LINESTYLES,
-    display_name,
     level_style,
+    series_styles,
     style_context,
 )
 
@@ -52,8 +61,12 @@ def metric_lines(
     PAPER.md claim 3: the privacy risk depends on the pruning approach and the sparsity.
     Each ``hue`` level (e.g. pruner) gets a colour and a marker; the line style follows
     ``style`` (e.g. attack) when given, else the hue level, so every line differs in
-    greyscale. Points are sorted by ``x``; several rows for one point (seeds) are
-    averaged, with 95%-interval error bars (as :func:`~miakit.plots.attack_bars`).
+    greyscale. An attack as the hue keeps its one style (:func:`~miakit.plots.attack_style`:
+    colour, marker and line style; as the ``style`` attacks take line styles in order). Points
+    are sorted by ``x``; several rows for one point (seeds) are averaged, with
+    95%-interval error bars (as :func:`~miakit.plots.attack_bars`). A dotted line marks
+    chance where the metric has one (0.5 for AUC, x% for the TPR at x% FPR); with
+    ``dataset`` / ``arch`` columns, the figure names them above the axes.
 
     Args:
         frame: a tidy table.
@@ -80,6 +93,8 @@ def metric_lines(
     keys = [hue, "_x"] if style is None else [hue, style, "_x"]
     stats, spread = aggregate(data, keys, y, "metric_lines")
     stats = stats.reset_index()
+    hue_styles = series_styles(hue, hues)
+    dashes = _dashes(style, styles)
     with style_context():
         fig, ax = new_axes(ax, figsize)
         for i, h in enumerate(hues):
@@ -90,13 +105,13 @@ def metric_lines(
                 if rows.empty:
                     continue
                 rows = rows.sort_values("_x")
-                kw = level_style(i).line_kwargs()
+                kw = hue_styles[i].line_kwargs()
                 if style is not None:
-                    kw["linestyle"] = LINESTYLES[j % len(LINESTYLES)]
+                    kw["linestyle"] = dashes[j]
                 label = (
-                    display_name(h, hue)
+                    readable(h, hue)
                     if style is None
-                    else f"{display_name(h, hue)}, {display_name(s, style)}"
+                    else f"{readable(h, hue)}, {readable(s, style)}"
                 )
                 ax.errorbar(
                     rows["_x"].to_numpy(dtype=float),
@@ -107,31 +122,36 @@ def metric_lines(
                     **kw,
                 )
         chance_line(ax, y)
-        ax.set_xlabel(xlabel or display_name(x))
-        ax.set_ylabel(ylabel or display_name(y))
+        ax.set_xlabel(xlabel or readable(x))
+        ax.set_ylabel(ylabel or readable(y))
         handles: list[Any] = []
         if style is None:
-            legend_above(ax, title=display_name(hue))
+            legend_above(ax, title=readable(hue))
         else:
             # One entry per hue level (colour + marker), one per style level (line style).
             for i, h in enumerate(hues):
-                kw = level_style(i).line_kwargs()
+                kw = hue_styles[i].line_kwargs()
                 kw["linestyle"] = "-"
-                handles.append(Line2D([], [], label=display_name(h, hue), **kw))
+                handles.append(Line2D([], [], label=readable(h, hue), **kw))
             for j, s in enumerate(styles):
                 handles.append(
-                    Line2D(
-                        [],
-                        [],
-                        color="0.3",
-                        linestyle=LINESTYLES[j % len(LINESTYLES)],
-                        label=display_name(s, style),
-                    )
+                    Line2D([], [], color="0.3", linestyle=dashes[j], label=readable(s, style))
                 )
-            if y in ("auc", "balanced_accuracy"):
-                handles.append(Line2D([], [], label="chance (0.5)", **CHANCE))
+            chance = chance_label(y)
+            if chance is not None:
+                handles.append(Line2D([], [], label=chance, **CHANCE))
             legend_above(ax, handles)
+        name_setting(fig, frame)
     return fig
+
+
+def _dashes(style: str | None, values: list[Any]) -> list[Any]:
+    """The line style of each ``style`` level, in order (all different for up to seven).
+
+    Attacks as the ``style`` are told apart by line style alone, so they take the line
+    styles in order rather than their own (several attacks share one line style).
+    """
+    return [LINESTYLES[j % len(LINESTYLES)] for j in range(len(values))]
 
 
 def privacy_utility(
@@ -154,11 +174,14 @@ def privacy_utility(
     One marker and line per ``hue`` level (e.g. PPB, AdvReg, DP-SGD, no defense); the
     settings of one defense (e.g. lambda 1, 2, 4, 8, 16) are joined in table order and,
     with ``label``, annotated. A good defense sits right (accurate) and low (private);
-    for AUC and balanced accuracy a dotted line marks chance.
+    a dotted line marks chance where the metric has one. Several rows of one setting
+    (seeds) are averaged into one point with 95%-interval error bars both ways (as
+    :func:`~miakit.plots.attack_bars`). With ``dataset`` / ``arch`` columns, the figure
+    names them above the axes.
 
     With ``facet`` (e.g. ``"adaptive"``), one panel per level of that column, side by
     side (``False`` before ``True``, else in order of first appearance), sharing both
-    axes, each titled at the right with the level's :func:`display_name` (``adaptive``:
+    axes, each titled at the right with the level's display name (``adaptive``:
     "non-adaptive attack", "adaptive attack"); only the first panel keeps its legend.
     The undefended model (``hue`` level ``"none"``) is drawn in every panel: without a
     defense the adaptive and the non-adaptive adversary train on the same shadows, so
@@ -208,7 +231,7 @@ def privacy_utility(
             fig, axes = plt.subplots(
                 1,
                 len(panels),
-                figsize=figsize or (FULL_WIDTH, 3.0),
+                figsize=sized(figsize, (FULL_WIDTH, 3.0)),
                 squeeze=False,
                 sharex=True,
                 sharey=True,
@@ -226,26 +249,38 @@ def privacy_utility(
                     delta=delta,
                     ax=panel_ax,
                 )
-                panel_ax.set_title(display_name(level, facet), loc="right")
+                panel_ax.set_title(readable(level, facet), loc="right")
             for panel_ax in axes[0][1:]:
                 legend = panel_ax.get_legend()
                 if legend is not None:
                     legend.remove()
         return fig
-    xs = numeric(frame, x, "privacy_utility")
-    ys = numeric(frame, y, "privacy_utility")
+    points, spread = _points(frame, [hue, label], x, y, eps)
+    eps = points["_eps"]
     with style_context():
         fig, ax = new_axes(ax, figsize)
-        for i, h in enumerate(levels(frame, hue)):
-            rows = (frame[hue] == h).to_numpy()
+        for i, h in enumerate(levels(points, hue)):
+            rows = (points[hue] == h).to_numpy()
             kw = level_style(i).line_kwargs()
-            px, py = xs[rows].to_numpy(dtype=float), ys[rows].to_numpy(dtype=float)
-            texts = _point_texts(frame[rows], label, eps[rows], delta)
-            name = display_name(h, hue)
-            deltas = _deltas(frame[rows], eps[rows], delta)
+            mine = points[rows]
+            px, py = mine["_x"].to_numpy(dtype=float), mine["_y"].to_numpy(dtype=float)
+            texts = _point_texts(mine, label, eps[rows], delta)
+            name = readable(h, hue)
+            deltas = _deltas(mine, eps[rows], delta)
             if len(deltas) == 1:
                 name = f"{name} (ε at δ={deltas[0]:g})"
             ax.plot(px, py, label=name, markersize=4.0, **kw)
+            if spread:
+                ax.errorbar(
+                    px,
+                    py,
+                    xerr=error_bars(px, mine["_xlo"], mine["_xhi"]),
+                    yerr=error_bars(py, mine["_ylo"], mine["_yhi"]),
+                    fmt="none",
+                    ecolor=kw["color"],
+                    elinewidth=0.6,
+                    label="_nolegend_",
+                )
             for j, (xi, yi, text) in enumerate(zip(px, py, texts, strict=True)):
                 if text:  # alternate above / below, so neighbouring points stay legible
                     ax.annotate(
@@ -257,13 +292,51 @@ def privacy_utility(
                         color="0.2",
                     )
         chance_line(ax, y)
-        ax.set_xlabel(xlabel or display_name(x))
-        ax.set_ylabel(ylabel or display_name(y))
-        legend_title = display_name(hue)
+        ax.set_xlabel(xlabel or readable(x))
+        ax.set_ylabel(ylabel or readable(y))
+        legend_title = readable(hue)
         if label is not None:
-            legend_title = f"{legend_title} (labels: {display_name(label)})"
+            legend_title = f"{legend_title} (labels: {readable(label)})"
         legend_above(ax, title=legend_title)
+        name_setting(fig, frame)
     return fig
+
+
+#: Columns that, with the hue and label, tell one defended model's point from another.
+_SETTING = ("adaptive", "attack", "setting", "parameter", "victim_pruner", "victim_sparsity")
+
+
+def _points(
+    frame: pd.DataFrame, by: list[str | None], x: str, y: str, eps: pd.Series
+) -> tuple[pd.DataFrame, bool]:
+    """One row per point: seeds of one setting averaged, with 95% intervals.
+
+    With a ``seed`` column, a setting is its hue, label, :data:`_SETTING` and
+    ``victim_defense_<option>`` columns, and several rows of one setting are seeds
+    (:func:`~miakit.plots._frame.aggregate`, as the error bars of
+    :func:`~miakit.plots.attack_bars`). Adds ``_x``, ``_y``, their
+    ``_xlo`` / ``_xhi`` / ``_ylo`` / ``_yhi`` and ``_eps`` (the seeds' mean epsilon).
+    Without a ``seed`` column every row is a point.
+    """
+    options = sorted(c for c in frame.columns if c.startswith("victim_defense_"))
+    keys = [c for c in dict.fromkeys([*by, *_SETTING, *options]) if c and c in frame.columns]
+    data = frame.assign(_eps=eps, _row=np.arange(len(frame)))
+    if "seed" not in frame.columns:
+        keys.append("_row")  # no seeds: every row is a point of its own
+    groups = data.groupby(keys, sort=False, dropna=False)
+    first = groups.head(1).reset_index(drop=True)
+    xs, x_spread = aggregate(data, keys, x, "privacy_utility")
+    ys, y_spread = aggregate(data, keys, y, "privacy_utility")
+    out = first.assign(
+        _x=xs["mean"].to_numpy(),
+        _xlo=xs["low"].to_numpy(),
+        _xhi=xs["high"].to_numpy(),
+        _y=ys["mean"].to_numpy(),
+        _ylo=ys["low"].to_numpy(),
+        _yhi=ys["high"].to_numpy(),
+        _eps=groups["_eps"].mean().to_numpy(),
+    )
+    return out, x_spread or y_spread
 
 
 def _dp_epsilon(frame: pd.DataFrame, hue: str, epsilon: str) -> pd.Series:
@@ -302,7 +375,7 @@ def _point_texts(rows: pd.DataFrame, label: str | None, eps: pd.Series, delta: s
     for i, e in enumerate(eps):
         parts = []
         if label is not None and not pd.isna(rows[label].iloc[i]):
-            parts.append(display_name(rows[label].iloc[i], label))
+            parts.append(readable(rows[label].iloc[i], label))
         if not pd.isna(e):
             value = f"{e:.0f}" if e >= 100 else f"{e:.3g}"
             parts.append(f"ε={value}" + (f", δ={rows[delta].iloc[i]:g}" if several else ""))
