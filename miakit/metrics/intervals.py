@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtri, stdtrit
 
 from miakit.metrics._checks import as_decisions, as_membership, as_values
 
@@ -221,7 +221,7 @@ def seed_interval(
     spread = float(np.var(x, ddof=1)) if k > 1 else 0.0
     spread_decides = k > 1 and spread > within
     tail = 0.5 + level / 2
-    q = float(stats.t.ppf(tail, k - 1)) if spread_decides else float(stats.norm.ppf(tail))
+    q = float(stdtrit(k - 1, tail)) if spread_decides else float(ndtri(tail))
     mean = float(x.mean())
     if k == 1 and within == 0.0:  # one seed and no sampling error known: no interval
         return Interval(mean, math.nan, math.nan, math.nan, 1, False)
