@@ -218,7 +218,6 @@ NOT_YET_RENDERED = {
     "03_prediction_divergence",
     "05_pruning_methods_and_sparsity",
     "06_adversary_knowledge",
-    "07_samia_ablation",
     "08_defenses",
     "09_beyond_the_paper",
 }

@@ -260,6 +260,7 @@ def ablation_markdown(summary: pd.DataFrame, differences: pd.DataFrame, metric: 
     """
     lines = [f"Paired differences with 95% intervals over {seeds_text(differences)}."]
     below: dict[str, list[str]] = {}
+    above: dict[str, list[str]] = {}
     summary_of = {key: rows for key, _, rows in by_victim(summary)}
     victims = by_victim(differences)
     for key, name, rows in victims:
@@ -271,8 +272,10 @@ def ablation_markdown(summary: pd.DataFrame, differences: pd.DataFrame, metric: 
                 f"{verdict_text(r, metric)}"
             )
             below.setdefault(r["ablation"], [])
-            if shown(r, metric) == "lower":
-                below[r["ablation"]].append(name)
+            above.setdefault(r["ablation"], [])
+            word = shown(r, metric)
+            if word != "not shown":
+                (below if word == "lower" else above)[r["ablation"]].append(name)
         lines.append(f"- **{name}**: " + "; ".join(items) + ".")
         same = summary_of.get(key, summary.iloc[0:0]).set_index("ablation")
         if {_SAME_INFORMATION, "NNCls"} <= set(same.index):
@@ -286,12 +289,15 @@ def ablation_markdown(summary: pd.DataFrame, differences: pd.DataFrame, metric: 
     n = len(victims)
     found = [
         f"{_ABLATION_MEANING.get(label, label)} lowers {display_name(metric)} on "
-        f"{len(names)} of {n} victims" + (f" ({', '.join(names)})" if names else "")
+        f"{len(names)} of {n} victims"
+        + (f" ({', '.join(names)})" if names else "")
+        + (f" and raises it on {len(above[label])}" if above[label] else "")
         for label, names in below.items()
         if label in _ABLATION_MEANING
     ]
     ahead = [
         f"{label} is shown below SAMIA on {len(names)} of {n}"
+        + (f" and above it on {len(above[label])}" if above[label] else "")
         for label, names in below.items()
         if label not in _ABLATION_MEANING
     ]
