@@ -217,7 +217,6 @@ NOT_YET_RENDERED = {
     "02_pruning",
     "03_prediction_divergence",
     "05_pruning_methods_and_sparsity",
-    "06_adversary_knowledge",
     "08_defenses",
     "09_beyond_the_paper",
 }
