@@ -56,10 +56,8 @@ def _overlap_text(a: pd.Series, b: pd.Series, metric: str) -> str:
     low, high = a.get(f"{metric}_low", np.nan), b.get(f"{metric}_high", np.nan)
     if not (np.isfinite(low) and np.isfinite(high)):
         return "one run each, not told apart"
-    if low > high:
+    if low > high or b.get(f"{metric}_low", np.nan) > a.get(f"{metric}_high", np.nan):
         return "apart (the intervals do not overlap)"
-    if b.get(f"{metric}_low", np.nan) > a.get(f"{metric}_high", np.nan):
-        return "apart, the other way (the intervals do not overlap)"
     return "not told apart (the intervals overlap)"
 
 
