@@ -34,11 +34,13 @@ __all__ = [
     "SAMIA_ABLATIONS",
     "STRONG_ATTACKS",
     "Grid",
+    "ablation_differences",
     "ablation_table",
     "accuracy_tables",
     "defense_grid",
     "defense_settings",
     "grid",
+    "knowledge_differences",
     "knowledge_grid",
     "knowledge_summary",
     "method_variants",
@@ -163,6 +165,34 @@ def knowledge_grid(
     return tables.ordered(pd.concat(frames, ignore_index=True))
 
 
+def knowledge_differences(
+    exp: Experiment,
+    victims: Sequence[Variant],
+    shadows: Sequence[Variant],
+    attacks: Sequence[str],
+) -> pd.DataFrame:
+    """What a mismatched adversary loses: paired differences against the matched one.
+
+    PAPER.md, "SAMIA" (claim 3): for every victim variant and every other shadow
+    variant, each attack's metrics with those shadows minus with shadows pruned like the
+    victim (the default adversary), paired per seed and bootstrap resample
+    (:func:`miakit.tables.difference`). One row per seed x victim x mismatched shadows x
+    attack, with the shadows' real columns (``shadow_pruner``, ``shadow_sparsity``,
+    ``shadow_defense``) and the display columns ``victim_label`` and ``shadow_label``;
+    :func:`miakit.tables.summarise` gives the intervals (negative: the mismatched
+    adversary does worse).
+    """
+    frames = [
+        tables.difference(exp, v, v, attacks, shadows=s).assign(
+            **s.columns("shadow"), victim_label=v.label, shadow_label=s.label
+        )
+        for v in victims
+        for s in shadows
+        if s != v
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
 def knowledge_summary(frame: pd.DataFrame, victim: Variant, metric: str = "auc") -> pd.DataFrame:
     """A knowledge grid summarised for one pruned victim: one row per adversary, one column
     per attack.
@@ -196,6 +226,10 @@ SAMIA_ABLATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("SAMIA with MLP w/o sensitivity", {"use_sensitivity": False, "mlp": True}),
 )
 
+#: SAMIA's options that the ablations set, and their defaults.
+_SAMIA_SHOWN: tuple[str, ...] = ("use_sensitivity", "mlp")
+_SAMIA_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(ATTACKS["samia"])}
+
 
 def ablation_table(
     exp: Experiment, variants: Sequence[Variant], baselines: Sequence[str] = ()
@@ -210,12 +244,11 @@ def ablation_table(
     of :data:`SAMIA_ABLATIONS`, or a baseline attack's title) and ``victim_label``
     (:attr:`Variant.label`) are display columns.
     """
-    defaults = {f.name: f.default for f in fields(ATTACKS["samia"])}
     frames = []
     for variant in variants:
         for label, options in SAMIA_ABLATIONS:
             frame = tables.attack_table(exp, variant, attacks=["samia"], **options)
-            shown = {f"attack_{k}": options.get(k, defaults[k]) for k in ("use_sensitivity", "mlp")}
+            shown = {f"attack_{k}": options.get(k, _SAMIA_DEFAULTS[k]) for k in _SAMIA_SHOWN}
             frames.append(frame.assign(**shown, ablation=label, victim_label=variant.label))
     if baselines:
         for variant in variants:
@@ -224,6 +257,34 @@ def ablation_table(
                 frame.assign(ablation=frame["attack"].map(display_name), victim_label=variant.label)
             )
     out = tables.ordered(pd.concat(frames, ignore_index=True))
+    return out[["ablation", *[c for c in out.columns if c != "ablation"]]]
+
+
+def ablation_differences(
+    exp: Experiment, variants: Sequence[Variant], baselines: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Each SAMIA ablation and each baseline minus the full SAMIA, paired per seed.
+
+    PAPER.md, "SAMIA" (claim 2): what removing the sensitivity feature, attention, or
+    both costs, and how far the ``baselines`` attacks (e.g. :data:`ABLATION_BASELINES`)
+    are from SAMIA, on the same victim's targets (:func:`miakit.tables.difference` with
+    ``against="samia"``). One row per seed x variant x ablation (the
+    :data:`SAMIA_ABLATIONS` after the first, then each baseline), ``ablation`` and
+    ``victim_label`` as in :func:`ablation_table`, the ablation's options as
+    ``attack_use_sensitivity`` / ``attack_mlp`` (NaN on the baselines' rows). Negative:
+    the ablation or baseline scores below SAMIA. Give it to
+    :func:`miakit.tables.summarise` for the intervals.
+    """
+    frames = []
+    for label, options in SAMIA_ABLATIONS[1:]:
+        frame = tables.difference(exp, variants, attacks=["samia"], against="samia", **options)
+        shown = {f"attack_{k}": options.get(k, _SAMIA_DEFAULTS[k]) for k in _SAMIA_SHOWN}
+        frames.append(frame.assign(**shown, ablation=label))
+    if baselines:
+        frame = tables.difference(exp, variants, attacks=baselines, against="samia")
+        frames.append(frame.assign(ablation=frame["attack"].map(display_name)))
+    out = pd.concat(frames, ignore_index=True)
+    out = out.assign(victim_label=tables.labels(out))
     return out[["ablation", *[c for c in out.columns if c != "ablation"]]]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miakit import sweep
+from miakit import sweep, tables
 from miakit.defenses import NoDefense, PPBParams, make_defense
 from miakit.experiment import ORIGINAL, Experiment, Variant, profile
 from miakit.metrics import RESULT_COLUMNS
@@ -135,6 +135,43 @@ def test_ablation_table_rows_carry_the_options(exp):
     assert (frame["victim_label"] == pruned.label).all()
     # Each ablation is its own fitted attack: the four SAMIA rows do not share scores.
     assert frame["auc"].iloc[:4].nunique() > 1
+
+
+def test_knowledge_differences_are_mismatched_minus_matched_per_seed(exp):
+    pruned = exp.variant()
+    diff = sweep.knowledge_differences(exp, [ORIGINAL, pruned], [ORIGINAL, pruned], ["conf"])
+    assert (
+        list(zip(diff["victim_label"], diff["shadow_label"], strict=True))
+        == [("original", pruned.label)] * exp.config.seeds
+        + [(pruned.label, "original")] * exp.config.seeds
+    )
+    assert (
+        diff["shadow_pruner"].tolist()
+        == ["l1_unstructured"] * exp.config.seeds + ["none"] * exp.config.seeds
+    )
+    grid = sweep.knowledge_grid(exp, [pruned], [ORIGINAL, pruned], ["conf"])
+    unaware = grid[grid["shadow_pruner"] == "none"]["auc"].to_numpy()
+    matched = grid[grid["adaptive"]]["auc"].to_numpy()
+    np.testing.assert_allclose(diff[diff["victim_pruner"] != "none"]["auc"], unaware - matched)
+    assert (diff["auc_se"] > 0).all()
+    summary = tables.summarise(diff)
+    assert len(summary) == 2 and {"auc_low", "auc_high"} <= set(summary.columns)
+
+
+def test_ablation_differences_are_each_ablation_minus_samia(exp):
+    pruned = exp.variant()
+    table = sweep.ablation_table(exp, [pruned], baselines=["conf"])
+    diff = sweep.ablation_differences(exp, [pruned], baselines=["conf"])
+    labels = [label for label, _ in sweep.SAMIA_ABLATIONS[1:]] + ["Conf"]
+    assert list(dict.fromkeys(diff["ablation"])) == labels
+    assert (diff["victim_label"] == pruned.label).all()
+    samia = table[table["ablation"] == "SAMIA"].set_index("seed")["auc"]
+    for label in labels:
+        mine = table[table["ablation"] == label].set_index("seed")["auc"]
+        got = diff[diff["ablation"] == label].set_index("seed")["auc"]
+        np.testing.assert_allclose(got.sort_index(), (mine - samia).sort_index())
+    sens = diff.drop_duplicates("ablation")["attack_use_sensitivity"].tolist()
+    assert sens[:3] == [False, True, False] and np.isnan(sens[3])
 
 
 def test_defense_grid_skips_the_duplicate_undefended_row(exp):
