@@ -89,7 +89,8 @@ class Experiment(SignalSteps):
 
         Replicate ``r`` runs :meth:`ExperimentConfig.replicate` ``(r)`` (base seed
         ``seed + r * SEED_STRIDE``) with this experiment's store, device and settings,
-        and shares its loaded data; every table runs them all and
+        and shares its loaded data; it is one run (``seeds=1``), so a table called on a
+        replicate does not replicate again; every table runs them all and
         :func:`miakit.tables.summarise` takes intervals over them.
         """
         c = self.config
@@ -101,7 +102,7 @@ class Experiment(SignalSteps):
             _ = self.data  # loaded once, shared by every replicate
         for r in range(1, c.seeds):
             sibling = Experiment(
-                c.replicate(r),
+                replace(c.replicate(r), seeds=1),  # a replicate is one run: no nesting
                 store=self.store,
                 device=self.device,
                 data_root=self.data_root,

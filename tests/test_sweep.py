@@ -42,6 +42,15 @@ def exp(tmp_path_factory):
     return Experiment(profile("smoke"), store=store, device="cpu")
 
 
+def _first_seed(frame: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
+    """The rows of the experiment's own seed, after checking every replicate has its rows."""
+    seeds = [r.config.seed for r in exp.replicates()]
+    assert sorted(frame["seed"].unique()) == seeds and len(seeds) == exp.config.seeds
+    counts = frame["seed"].value_counts()
+    assert counts.nunique() == 1, "every seed has the same rows"
+    return frame[frame["seed"] == exp.config.seed].reset_index(drop=True)
+
+
 def _has_structured_columns(frame: pd.DataFrame) -> None:
     missing = [c for c in STRUCTURED if c not in frame.columns]
     assert not missing, f"missing columns {missing}"
@@ -51,6 +60,7 @@ def _has_structured_columns(frame: pd.DataFrame) -> None:
 
 def test_pruning_grid_has_requested_and_realised_sparsity(exp):
     frame = sweep.pruning_grid(exp, ["l1_unstructured"], [0.7], ["conf"])
+    frame = _first_seed(frame, exp)
     _has_structured_columns(frame)
     assert frame["victim_pruner"].tolist() == ["none", "l1_unstructured"]
     assert frame["victim_sparsity"].tolist() == [0.0, 0.7]
@@ -62,6 +72,7 @@ def test_pruning_grid_has_requested_and_realised_sparsity(exp):
 def test_knowledge_grid_crosses_victims_and_shadows(exp):
     pruned = exp.variant()
     frame = sweep.knowledge_grid(exp, [ORIGINAL, pruned], [ORIGINAL, pruned], ["conf"])
+    frame = _first_seed(frame, exp)
     _has_structured_columns(frame)
     assert list(zip(frame["victim_pruner"], frame["shadow_pruner"], strict=True)) == [
         ("none", "none"),
@@ -124,6 +135,7 @@ def test_knowledge_summary_hand_worked():
 def test_ablation_table_rows_carry_the_options(exp):
     pruned = exp.variant()
     frame = sweep.ablation_table(exp, [pruned], baselines=["conf"])
+    frame = _first_seed(frame, exp)
     _has_structured_columns(frame)
     assert frame.columns[0] == "ablation"
     assert frame["ablation"].tolist() == [label for label, _ in sweep.SAMIA_ABLATIONS] + ["Conf"]
@@ -176,6 +188,7 @@ def test_ablation_differences_are_each_ablation_minus_samia(exp):
 
 def test_defense_grid_skips_the_duplicate_undefended_row(exp):
     frame = sweep.defense_grid(exp, [NoDefense(), PPBParams(lam=4.0)], ["conf"])
+    frame = _first_seed(frame, exp)
     _has_structured_columns(frame)
     assert frame["victim_defense"].tolist() == ["none", "ppb", "ppb"]
     assert frame["adaptive"].tolist() == [True, False, True]
@@ -189,6 +202,7 @@ def test_defense_grid_skips_the_duplicate_undefended_row(exp):
     assert (frame["victim_sparsity"] == 0.7).all()
     # Only the non-adaptive adversary: the undefended row stays (it is that adversary too).
     one = sweep.defense_grid(exp, [NoDefense(), ("ppb", {"lam": 4.0})], ["conf"], adaptive=(False,))
+    one = _first_seed(one, exp)
     assert one["victim_defense"].tolist() == ["none", "ppb"]
     assert one["auc"].iloc[1] == frame["auc"].iloc[1]
 
@@ -236,8 +250,10 @@ def test_defense_settings_start_with_no_defense():
 
 def test_accuracy_and_variants_tables_stack_experiments(exp):
     acc = sweep.accuracy_tables([exp, exp])
-    assert len(acc) == 2 * len(exp.roles()) and set(acc["arch"]) == {"small_cnn"}
+    seeds = exp.config.seeds  # every table holds each replicate's rows
+    assert len(acc) == 2 * seeds * len(exp.roles()) and set(acc["arch"]) == {"small_cnn"}
     table = sweep.variants_tables([(exp, [ORIGINAL]), (exp, [exp.variant()])])
+    table = table[table["seed"] == exp.config.seed]
     assert table["variant"].tolist() == ["original"] * 3 + [exp.variant().label] * 3
     assert table["sparsity"].tolist() == [0.0] * 3 + [0.7] * 3
     assert "realised_sparsity" in table.columns

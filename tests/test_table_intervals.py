@@ -32,6 +32,7 @@ def test_replicates_are_seeded_apart_and_share_the_store(exp):
     assert [r.config.seed for r in reps] == [0, SEED_STRIDE]
     assert reps[0] is exp and all(r.store is exp.store for r in reps)
     assert exp.replicates() is reps  # memoised
+    assert reps[1].replicates() == [reps[1]]  # a replicate is one run: tables do not nest
     seeds = {r.role_seed(role) for r in reps for role in r.roles()}
     assert len(seeds) == 2 * len(exp.roles())
     with pytest.raises(ValueError, match="range"):
