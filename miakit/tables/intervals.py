@@ -43,7 +43,17 @@ INTERVAL_COLUMNS: tuple[str, ...] = tuple(
 )
 
 # Columns that are measured per seed (averaged by summarise), not part of a setting.
-_MEASURED_ENDINGS = ("_acc", "realised_sparsity", "_epsilon", "channel_sparsity", "macs_left")
+_MEASURED_ENDINGS = (
+    "_acc",
+    "gap",
+    "realised_sparsity",
+    "sparsity_all",
+    "_epsilon",
+    "channel_sparsity",
+    "macs_left",
+    "macs_fraction",
+    "best_epoch",
+)
 _COUNTS = tuple(c for c in RESULT_COLUMNS if c not in ("attack", *INTERVAL_METRICS))
 
 
