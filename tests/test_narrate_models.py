@@ -119,13 +119,16 @@ def test_methods_paragraph_names_what_collapsed_by_its_stated_rule():
     assert "30.0% of the MACs left; test accuracy 0.950 [0.940, 0.960], not told apart" in text
     assert "0.7% of the MACs left" in text
     floor = (0.1 + 0.96) / 2
-    assert f"**Collapsed** (mean test accuracy below {floor:.3f}" in text
+    assert f"**Collapsed** (the whole 95% interval of the test accuracy below {floor:.3f}" in text
     assert "- **network slimming at 0.7**" in text and text.endswith(
-        "): network slimming. Attack results on a collapsed model describe a broken network, "
-        "not a pruned one."
+        "): network slimming at 0.7. Attack results on a collapsed model describe a broken "
+        "network, not a pruned one."
     )
     healthy = summary.iloc[:2]
-    assert "No method collapses" in nm.methods_paragraph(healthy, "signal_cnn", 10)
+    assert "No model collapses" in nm.methods_paragraph(healthy, "signal_cnn", 10)
+    wide = summary.copy()
+    wide.loc[2, "test_acc_high"] = floor + 0.01  # the interval reaches above the floor
+    assert "No model collapses" in nm.methods_paragraph(wide, "signal_cnn", 10)
 
 
 def test_compaction_sentence():
