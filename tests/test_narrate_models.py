@@ -154,3 +154,40 @@ def test_compaction_sentence():
 def test_a_missing_original_is_a_clear_error():
     with pytest.raises(ValueError, match="no row for the original"):
         nm.sweep_paragraph(pd.DataFrame([_variant("l1_unstructured", 0.5, 0.9, 0.5)]))
+
+
+class _Rep:
+    def __init__(self, seed):
+        self.config = type("C", (), {"seed": seed})()
+
+
+class _Exp:
+    def replicates(self):
+        return [_Rep(0), _Rep(1_000_000)]
+
+
+def test_per_seed_runs_a_one_seed_table_on_every_replicate_and_summarise_measures_it():
+    from miakit import sweep, tables
+
+    def table(rep, offset):
+        acc = 0.9 if rep.config.seed == 0 else 0.8
+        return pd.DataFrame(
+            {
+                "model": ["victim"],
+                "train_acc": [acc + offset],
+                "test_acc": [0.5],
+                "gap": [acc + offset - 0.5],
+                "macs_fraction": [0.3 if rep.config.seed == 0 else 0.4],
+                "best_epoch": [3 if rep.config.seed == 0 else 5],
+            }
+        )
+
+    frame = sweep.per_seed(table, _Exp(), 0.05)
+    assert frame["seed"].tolist() == [0, 1_000_000]
+    assert frame["train_acc"].tolist() == pytest.approx([0.95, 0.85])
+    summary = tables.summarise(frame)  # gap, macs_fraction, best_epoch are measured
+    assert len(summary) == 1 and summary.loc[0, "seeds"] == 2
+    assert summary.loc[0, "gap"] == pytest.approx(0.4)
+    assert summary.loc[0, "macs_fraction"] == pytest.approx(0.35)
+    assert summary.loc[0, "best_epoch"] == pytest.approx(4)
+    assert summary.loc[0, "train_acc_low"] < 0.9 < summary.loc[0, "train_acc_high"]
