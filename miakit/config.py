@@ -257,6 +257,9 @@ class Grid:
         pruners: the pruning methods compared (default: all of ``PRUNERS``).
         lambdas, thetas, noise_multipliers: the defense settings (PAPER.md, "The
             defense"); defaults are the paper's full lists, imported, never copied.
+        finetune_epochs: the fine-tune lengths of the leakage-vs-fine-tuning curve
+            (:func:`miakit.finetune_curve.finetune_curve`, notebook 03; beyond the
+            paper, issue 13), each an integer >= 1.
     """
 
     sparsities: tuple[float, ...]
@@ -266,8 +269,16 @@ class Grid:
     lambdas: tuple[float, ...] = LAMBDAS
     thetas: tuple[float, ...] = THETAS
     noise_multipliers: tuple[float, ...] = NOISE_MULTIPLIERS
+    finetune_epochs: tuple[int, ...] = (10, 25, 50)
 
     def __post_init__(self) -> None:
+        if not self.finetune_epochs or any(
+            isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in self.finetune_epochs
+        ):
+            raise ValueError(
+                f"Grid.finetune_epochs must be fine-tune epoch counts, integers >= 1, got "
+                f"{self.finetune_epochs!r}"
+            )
         _check_names("pruning methods", self.pruners, PRUNERS)
         _check_names("attacks", self.attacks, ATTACKS)
         for name in ("sparsities", "knowledge_sparsities"):
@@ -315,6 +326,7 @@ PROFILES: dict[str, Profile] = {
                 lambdas=LAMBDAS[2:3],
                 thetas=THETAS[:1],
                 noise_multipliers=NOISE_MULTIPLIERS[2:],
+                finetune_epochs=(2,),
             ),
         ),
         Profile(
@@ -337,6 +349,7 @@ PROFILES: dict[str, Profile] = {
                 lambdas=LAMBDAS[::2],
                 thetas=THETAS[::2],
                 noise_multipliers=NOISE_MULTIPLIERS[1:],
+                finetune_epochs=(5, 15, 30, 60),
             ),
         ),
         Profile(

@@ -38,6 +38,7 @@ def finetune_curve(
     restore_best: bool = False,
     patience: int | None = 0,
     include_original: bool = True,
+    paper_rule: bool = False,
 ) -> pd.DataFrame:
     """Attack success against fine-tune epochs, fine-tuned only and pruned.
 
@@ -60,6 +61,11 @@ def finetune_curve(
         patience: the fine-tunes' early-stopping patience; ``0`` (the default) runs
             every epoch, ``None`` keeps the experiment's.
         include_original: add the original model's rows once, at ``finetune_epochs`` 0.
+        paper_rule: add the experiment's own fine-tuning as one more point, the control
+            and the pruned variant exactly as the other tables have them (PAPER.md,
+            "Pruning": early stopping, best-dev epoch kept), at ``finetune_epochs`` =
+            its epoch budget (``finetune_restore_best`` True unless the experiment says
+            otherwise), so a figure sets the paper's rule beside the curve.
 
     Returns:
         One row per epoch count x variant x attack, the columns of
@@ -94,6 +100,9 @@ def finetune_curve(
     if include_original:
         table = tables.attack_table(exp, ORIGINAL, attacks=attacks)
         frames.insert(0, _settings(table, 0, exp.with_overrides(**schedule)))
+    if paper_rule:
+        table = tables.attack_table(exp, [control, pruned], attacks=attacks)
+        frames.append(_settings(table, exp.config.finetune_config.epochs, exp))
     return tables.ordered(pd.concat(frames, ignore_index=True))
 
 

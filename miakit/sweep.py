@@ -12,7 +12,7 @@ A profile's sweep values are its :class:`~miakit.config.Grid` (``grid(profile)``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
@@ -46,6 +46,7 @@ __all__ = [
     "method_variants",
     "methods_arch",
     "methods_experiment",
+    "per_seed",
     "pruning_grid",
     "sparsity_variants",
     "variants_tables",
@@ -120,6 +121,34 @@ def variants_tables(
 ) -> pd.DataFrame:
     """:func:`miakit.tables.variants_table` of several (experiment, variants) in one frame."""
     frames = [tables.variants_table(e, variants) for e, variants in points]
+    return pd.concat(frames, ignore_index=True)
+
+
+def per_seed(
+    table: Callable[..., pd.DataFrame], exp: Experiment, *args: Any, **kwargs: Any
+) -> pd.DataFrame:
+    """A one-seed table of every replicate of ``exp`` in one frame, one block per seed.
+
+    The model tables (:func:`~miakit.tables.accuracy_table`,
+    :func:`~miakit.tables.variants_table`, :func:`~miakit.tables.sparsity_table`,
+    :func:`~miakit.tables.compaction`) describe the models of one seed; this runs
+    ``table(rep, *args, **kwargs)`` for each of :meth:`Experiment.replicates` (issue 13:
+    every number over ``config.seeds`` seeds) and adds the replicate's ``seed`` column
+    where the table has none, so :func:`~miakit.tables.summarise` takes intervals over
+    the seeds.
+
+    Example:
+        >>> acc = per_seed(tables.accuracy_table, exp)                    # doctest: +SKIP
+        >>> tables.summarise(acc, by=["model"])                           # doctest: +SKIP
+    """
+    frames = []
+    for rep in exp.replicates():
+        frame = table(rep, *args, **kwargs)
+        if "seed" not in frame:
+            frame = frame.assign(seed=rep.config.seed)
+        # A table that runs every replicate itself (the first replicate is the experiment)
+        # gives its rows once: keep this replicate's.
+        frames.append(frame[frame["seed"] == rep.config.seed])
     return pd.concat(frames, ignore_index=True)
 
 

@@ -370,6 +370,21 @@ def test_longer_fine_tunes_keeping_the_last_weights_fit_the_members_more(curve):
         assert acc.loc[3, "victim_train_acc"] > acc.loc[1, "victim_train_acc"]
 
 
+def test_paper_rule_point_is_the_experiments_own_fine_tune(fresh):
+    exp = fresh
+    frame = finetune_curve(
+        exp, exp.variant(), [1], ["conf"], include_original=False, paper_rule=True
+    )
+    cfg = exp.config.finetune_config
+    paper = frame[frame["finetune_restore_best"] == cfg.restore_best]
+    assert cfg.restore_best and frame["finetune_restore_best"].tolist() == [False] * 2 + [True] * 2
+    assert paper["finetune_epochs"].eq(cfg.epochs).all()
+    assert paper["finetune_patience"].eq(cfg.patience).all()
+    expected = tables.attack_table(exp, [FINETUNED, exp.variant()], attacks=["conf"])
+    assert paper["victim_pruner"].tolist() == expected["victim_pruner"].tolist()
+    assert paper["auc"].tolist() == expected["auc"].tolist()
+
+
 def test_curve_checks_its_arguments(exp):
     with pytest.raises(ValueError, match="pruned variant"):
         finetune_curve(exp, FINETUNED, [1], ["conf"])
