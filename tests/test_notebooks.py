@@ -217,11 +217,8 @@ NOT_YET_RENDERED = {
     "02_pruning",
     "03_prediction_divergence",
     "04_attacks_on_pruned_models",
-    "05_pruning_methods_and_sparsity",
     "06_adversary_knowledge",
     "07_samia_ablation",
-    "08_defenses",
-    "09_beyond_the_paper",
 }
 
 
