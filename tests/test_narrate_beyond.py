@@ -86,8 +86,13 @@ def test_low_fpr_paragraph_ranks_counts_and_changes():
         "auc", ascending=False
     )
     first = ranked.iloc[0]
-    assert f"highest first: Conf {first['auc']:.3f} [{first['auc_low']:.3f}" in text
+    head = f"Attack AUC against the pruned victim, highest first: Conf {first['auc']:.3f}"
+    assert f"{head} [{first['auc_low']:.3f}" in text
     assert "found 4-7 members (mean over seeds) with 0-1 false positives" in text
+    none = beyond.low_fpr_paragraph(
+        summary.assign(**{"fp@0.1%fpr": 0.0}), _versus("conf", set()), change, "l1_unstructured"
+    )
+    assert "with 0 false positives" in none
     assert "TPR at 1% FPR, pruned - original: lower for SAMIA" in text
     assert "Attack AUC, pruned - original: not shown for LiRA +0.001 [-0.010, +0.012]" in text
 

@@ -144,5 +144,8 @@ def test_paragraph_states_the_undefended_model_epsilon_and_accuracy_kept():
     assert "DP-SGD σ=1: ε = 10.8 at δ = 1e-05" in text
     # DP-SGD's accuracy interval reaches the undefended one's, PPB's does not.
     assert "(no accuracy loss shown): DP-SGD σ=1." in text
+    assert defenses.costs_table(summary, diffs, "samia") in text
+    short = defenses.defenses_paragraph(summary, diffs, "samia", with_table=False)
+    assert "| setting |" not in short and "DP-SGD σ=1: ε = 10.8" in short
     with pytest.raises(ValueError, match="no 'lira' rows"):
         defenses.defenses_paragraph(summary, diffs, "lira")

@@ -82,8 +82,7 @@ def change_sentence(
             f"{display_name(r['attack'])} {interval(r, metric, digits)}"
         )
     said = [f"{word} for {', '.join(items)}" for word, items in groups.items() if items]
-    text = f"{display_name(metric)}, {subject}: " + "; ".join(said) + "."
-    return text[0].upper() + text[1:]
+    return _first_upper(f"{display_name(metric)}, {subject}: " + "; ".join(said) + ".")
 
 
 def _counts(summary: pd.DataFrame, victim_pruner: str, budget: str) -> str:
@@ -92,10 +91,19 @@ def _counts(summary: pd.DataFrame, victim_pruner: str, budget: str) -> str:
     if tp not in rows or fp not in rows:
         return ""
     return (
-        f"At {budget} FPR the attacks found {rows[tp].min():.0f}-{rows[tp].max():.0f} members "
-        f"(mean over seeds) with {rows[fp].min():.0f}-{rows[fp].max():.0f} false positives: "
-        "an order of magnitude, not a measurement."
+        f"At {budget} FPR the attacks found {_span(rows[tp])} members (mean over seeds) with "
+        f"{_span(rows[fp])} false positives: an order of magnitude, not a measurement."
     )
+
+
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _span(values: pd.Series) -> str:
+    """``"4-7"``, or ``"0"`` when every value rounds alike."""
+    low, high = f"{values.min():.0f}", f"{values.max():.0f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def low_fpr_paragraph(
@@ -126,7 +134,7 @@ def low_fpr_paragraph(
     parts = [
         f"Over {seeds} seed{'s' if seeds != 1 else ''}; intervals are 95%, differences are "
         "paired by seed.",
-        f"{display_name('auc')} against the pruned victim, highest first: {ranking}.",
+        f"{_first_upper(display_name('auc'))} against the pruned victim, highest first: {ranking}.",
         leader_sentence(summary, versus, metric, victim_pruner, digits),
         _counts(summary, victim_pruner, "0.1%"),
         change_sentence(pruned_vs_original, "auc", digits=digits),

@@ -107,7 +107,7 @@ def reduction_sentence(differences: pd.DataFrame, contrast: str, metric: str = "
     if not said:
         return ""
     return (
-        f"{contrast.capitalize()} ({display_name(metric)}, paired by seed): "
+        f"{contrast[:1].upper()}{contrast[1:]} ({display_name(metric)}, paired by seed): "
         + "; ".join(said)
         + "."
     )
@@ -142,7 +142,12 @@ def adaptive_sentence(differences: pd.DataFrame, metric: str = "auc", digits: in
 
 
 def defenses_paragraph(
-    summary: pd.DataFrame, differences: pd.DataFrame, focus: str = "samia", digits: int = 3
+    summary: pd.DataFrame,
+    differences: pd.DataFrame,
+    focus: str = "samia",
+    digits: int = 3,
+    *,
+    with_table: bool = True,
 ) -> str:
     """Notebook 08's "what we measured": the undefended pruned model, every setting's
     cost and protection (:func:`costs_table`), how often each defense lowered the
@@ -155,6 +160,7 @@ def defenses_paragraph(
             :func:`miakit.contrasts.defense_differences` on the same settings.
         focus: the attack of the table (the paper's SAMIA by default).
         digits: decimals shown.
+        with_table: include :func:`costs_table` (leave it out where it is shown already).
     """
     base = _undefended(summary)
     row = _pick(base, attack=focus)
@@ -166,7 +172,7 @@ def defenses_paragraph(
         f"by seed. The undefended pruned victim: test accuracy "
         f"{interval(row, 'victim_test_acc', digits)}, {display_name(focus)} AUC "
         f"{interval(row, 'auc', digits)}.",
-        costs_table(summary, differences, focus, digits),
+        costs_table(summary, differences, focus, digits) if with_table else "",
         reduction_sentence(differences, _NON),
         reduction_sentence(differences, _ADA),
         adaptive_sentence(differences, digits=digits),

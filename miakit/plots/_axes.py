@@ -107,8 +107,17 @@ def legend_above(
     )
 
 
-def chance_line(ax: Axes, metric: str, *, horizontal: bool = True) -> None:
-    """The 0.5 line of a guessing attack, for AUC and balanced accuracy."""
+def chance_line(
+    ax: Axes, metric: str, *, horizontal: bool = True, difference: bool = False
+) -> None:
+    """The 0.5 line of a guessing attack, for AUC and balanced accuracy; with
+    ``difference`` (a :func:`miakit.tables.difference` table), the line at 0 instead."""
+    if difference:
+        if horizontal:
+            ax.axhline(0.0, label="no difference", zorder=1, **CHANCE)
+        else:
+            ax.axvline(0.0, label="no difference", zorder=1, **CHANCE)
+        return
     if metric in ("auc", "balanced_accuracy"):
         if horizontal:
             ax.axhline(0.5, label="chance (0.5)", zorder=1, **CHANCE)

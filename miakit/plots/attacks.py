@@ -219,10 +219,10 @@ def attack_bars(
                 label=None if hue is None else display_name(level, hue),
                 **style.bar_kwargs(),
             )
-        chance_line(ax, metric)
+        chance_line(ax, metric, difference="baseline_attack" in frame)
         category_ticks(ax, [display_name(g, by) for g in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
-        if metric in ("auc", "balanced_accuracy"):
+        if metric in ("auc", "balanced_accuracy") and "baseline_attack" not in frame:
             top = float(np.nanmax(np.fmax(stats["mean"], stats["high"])))
             ax.set_ylim(0.0, max(1.0, top))
         ax.grid(False, axis="x")

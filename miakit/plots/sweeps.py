@@ -106,7 +106,7 @@ def metric_lines(
                     elinewidth=0.6,
                     **kw,
                 )
-        chance_line(ax, y)
+        chance_line(ax, y, difference="baseline_attack" in frame)
         ax.set_xlabel(xlabel or display_name(x))
         ax.set_ylabel(ylabel or display_name(y))
         handles: list[Any] = []
