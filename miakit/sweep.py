@@ -25,7 +25,7 @@ from miakit.defenses import DefenseParams, NoDefense, make_defense
 from miakit.experiment import Experiment
 from miakit.models import ARCHS
 from miakit.plots.style import display_name
-from miakit.variants import Variant
+from miakit.variants import FINETUNED, ORIGINAL, Variant
 
 __all__ = [
     "ABLATION_BASELINES",
@@ -37,8 +37,10 @@ __all__ = [
     "ablation_differences",
     "ablation_table",
     "accuracy_tables",
+    "as_defense",
     "defense_grid",
     "defense_settings",
+    "grid_variants",
     "grid",
     "knowledge_differences",
     "knowledge_grid",
@@ -48,6 +50,7 @@ __all__ = [
     "methods_experiment",
     "per_seed",
     "pruning_grid",
+    "setting_names",
     "sparsity_variants",
     "variants_tables",
 ]
@@ -159,15 +162,32 @@ def pruning_grid(
     attacks: Sequence[str],
     *,
     include_original: bool = True,
+    include_finetuned: bool = True,
 ) -> pd.DataFrame:
-    """Attack performance across pruning methods and sparsity levels.
+    """Attack performance across pruning methods and sparsity levels, one row per seed.
 
     PAPER.md, "Pruning" and claim 3: the risk depends on the pruning approach and the
     sparsity. Shadows are pruned like the victim (the default adversary).
-    ``include_original`` adds the unpruned victim (``victim_pruner == "none"``).
+    ``include_original`` adds the unpruned victim (``victim_pruner == "none"``) and
+    ``include_finetuned`` the fine-tune-only control (:data:`~miakit.variants.FINETUNED`,
+    ``"finetuned"``: the same fine-tuning, nothing pruned), before the pruned variants
+    (:func:`grid_variants`). :func:`miakit.contrasts.pruning_differences` pairs them.
     """
-    variants = tables.variant_grid(exp, pruners, sparsities, include_original=include_original)
+    variants = grid_variants(exp, pruners, sparsities, include_original, include_finetuned)
     return tables.attack_table(exp, variants, attacks=attacks)
+
+
+def grid_variants(
+    exp: Experiment,
+    pruners: Sequence[str],
+    sparsities: Sequence[float],
+    include_original: bool = True,
+    include_finetuned: bool = True,
+) -> list[Variant]:
+    """The victims of :func:`pruning_grid`: original, fine-tuned only, then each pruned one."""
+    variants = tables.variant_grid(exp, pruners, sparsities, include_original=False)
+    head = [ORIGINAL] if include_original else []
+    return head + ([FINETUNED] if include_finetuned else []) + variants
 
 
 def knowledge_grid(
@@ -321,10 +341,26 @@ def ablation_differences(
 _SYMBOLS = {"lam": "λ", "theta": "θ", "noise_multiplier": "σ"}
 
 
-def _shown_options(defense: DefenseParams) -> str:
-    """The defense's swept options as text, e.g. ``"λ=4"`` (``""``: none to show)."""
+def setting_names(defense: DefenseParams) -> dict[str, str]:
+    """The display columns of a defense setting: ``parameter`` and ``setting``.
+
+    ``{"parameter": "λ=4", "setting": "ppb λ=4"}``; a defense with no swept option to
+    show has its name in both (``"none"``).
+    """
     params = {k: v for k, v in sorted(defense.params().items()) if v is not None}
-    return " ".join(f"{_SYMBOLS[k]}={v:g}" for k, v in params.items() if k in _SYMBOLS)
+    shown = " ".join(f"{_SYMBOLS[k]}={v:g}" for k, v in params.items() if k in _SYMBOLS)
+    return {
+        "parameter": shown or defense.name,
+        "setting": f"{defense.name} {shown}" if shown else defense.name,
+    }
+
+
+def as_defense(setting: DefenseParams | tuple[str, Mapping[str, Any]]) -> DefenseParams:
+    """A :func:`defense_grid` setting as a :class:`~miakit.defenses.DefenseParams`."""
+    if isinstance(setting, DefenseParams):
+        return setting
+    name, options = setting
+    return make_defense(name, **dict(options))
 
 
 def defense_settings(
@@ -370,22 +406,12 @@ def defense_grid(
     pruned = exp.variant()
     frames = []
     for setting in settings:
-        if isinstance(setting, DefenseParams):
-            defense = setting
-        else:
-            name, options = setting
-            defense = make_defense(name, **dict(options))
+        defense = as_defense(setting)
         victim = exp.variant(defense=defense)
         for is_adaptive in adaptive:
             if isinstance(defense, NoDefense) and not is_adaptive and True in adaptive:
                 continue  # identical to the adaptive row: the shadows are the same
             shadows = victim if is_adaptive else pruned
             frame = tables.attack_table(exp, victim, shadows=shadows, attacks=attacks)
-            shown = _shown_options(defense)
-            frames.append(
-                frame.assign(
-                    parameter=shown or defense.name,
-                    setting=f"{defense.name} {shown}" if shown else defense.name,
-                )
-            )
+            frames.append(frame.assign(**setting_names(defense)))
     return tables.ordered(pd.concat(frames, ignore_index=True))

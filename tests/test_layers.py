@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "tables": 6,
     "sweep": 6,
     "claims": 6,
+    "contrasts": 6,
     "narrate": 5,
     "finetune_curve": 6,
     "export": 6,

@@ -209,25 +209,7 @@ def test_hand_typed_check_catches_what_it_should():
     assert hand_typed_numbers("PAPER.md section 3.2.1, torch 2.4, v0.29.1", allowed) == ["2.4"]
 
 
-#: Notebooks whose prose still types results by hand (issue 13, item 6). Each must be
-#: converted to rendered conclusions (miakit.narrate); strict: a converted notebook
-#: left here fails, so the list only shrinks.
-NOT_YET_RENDERED = {
-    "05_pruning_methods_and_sparsity",
-    "08_defenses",
-    "09_beyond_the_paper",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="prose not yet rendered"))
-        if n in NOT_YET_RENDERED
-        else n
-        for n in EXPECTED
-    ],
-)
+@pytest.mark.parametrize("name", EXPECTED)
 def test_no_hand_typed_results_in_markdown(name):
     allowed = _allowed_numbers()
     found = {}

@@ -62,11 +62,17 @@ def test_pruning_grid_has_requested_and_realised_sparsity(exp):
     frame = sweep.pruning_grid(exp, ["l1_unstructured"], [0.7], ["conf"])
     frame = _first_seed(frame, exp)
     _has_structured_columns(frame)
-    assert frame["victim_pruner"].tolist() == ["none", "l1_unstructured"]
-    assert frame["victim_sparsity"].tolist() == [0.0, 0.7]
-    realised = exp.model("victim", exp.variant()).info["realised_sparsity"]
-    assert frame["victim_realised_sparsity"].tolist() == [0.0, realised]
+    reps = exp.replicates()
+    # Per seed: the original, the fine-tune-only control, then the pruned model.
+    assert frame["victim_pruner"].tolist() == ["none", "finetuned", "l1_unstructured"] * len(reps)
+    assert frame["victim_sparsity"].tolist() == [0.0, 0.0, 0.7] * len(reps)
+    realised = [r.model("victim", r.variant()).info["realised_sparsity"] for r in reps]
+    assert frame["victim_realised_sparsity"].tolist() == [
+        x for value in realised for x in (0.0, 0.0, value)
+    ]
     assert frame["adaptive"].all()  # shadows pruned like the victim
+    plain = sweep.pruning_grid(exp, ["l1_unstructured"], [0.7], ["conf"], include_finetuned=False)
+    assert "finetuned" not in set(plain["victim_pruner"])
 
 
 def test_knowledge_grid_crosses_victims_and_shadows(exp):

@@ -155,9 +155,15 @@ def chance_label(metric: str) -> str | None:
     return "chance (0.5)" if value == 0.5 else f"chance (TPR = {100 * value:g}% FPR)"
 
 
-def chance_line(ax: Axes, metric: str, *, horizontal: bool = True) -> None:
-    """The line of a guessing attack (:func:`chance_value`), where ``metric`` has one."""
-    value, label = chance_value(metric), chance_label(metric)
+def chance_line(
+    ax: Axes, metric: str, *, horizontal: bool = True, difference: bool = False
+) -> None:
+    """The line of a guessing attack (:func:`chance_value`), where ``metric`` has one;
+    with ``difference`` (a :func:`miakit.tables.difference` table), the line at 0."""
+    if difference:
+        value, label = 0.0, "no difference"
+    else:
+        value, label = chance_value(metric), chance_label(metric)
     if value is None:
         return
     draw = ax.axhline if horizontal else ax.axvline

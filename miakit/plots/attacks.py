@@ -111,10 +111,10 @@ def attack_bars(
                 patch.set_facecolor(kw["facecolor"])
                 patch.set_edgecolor(kw["edgecolor"])
                 patch.set_hatch(kw["hatch"])
-        chance_line(ax, metric)
+        chance_line(ax, metric, difference="baseline_attack" in frame)
         category_ticks(ax, [readable(g, by) for g in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
-        if metric in ("auc", "balanced_accuracy"):
+        if metric in ("auc", "balanced_accuracy") and "baseline_attack" not in frame:
             top = float(np.nanmax(np.fmax(stats["mean"], stats["high"])))
             ax.set_ylim(0.0, max(1.0, top))
         ax.grid(False, axis="x")

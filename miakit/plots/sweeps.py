@@ -121,7 +121,7 @@ def metric_lines(
                     elinewidth=0.6,
                     **kw,
                 )
-        chance_line(ax, y)
+        chance_line(ax, y, difference="baseline_attack" in frame)
         ax.set_xlabel(xlabel or readable(x))
         ax.set_ylabel(ylabel or readable(y))
         handles: list[Any] = []
