@@ -192,7 +192,10 @@ def test_frozen_batchnorm_per_sample_gradients_are_exact() -> None:
 
 def test_tables_carry_epsilon_and_delta_of_a_dp_model() -> None:
     info = {"train_acc": 0.9, "test_acc": 0.8, "defense_epsilon": 7.5, "defense_delta": 1e-5}
-    exp = SimpleNamespace(model=lambda role, variant: SimpleNamespace(info=info))
+    trained = SimpleNamespace(info=info, model=build_model("mlp", 10, (40,)))
+    exp = SimpleNamespace(
+        model=lambda role, variant: trained, data=SimpleNamespace(x=torch.zeros(1, 40))
+    )
     variant = Variant("l1_unstructured", 0.7, DPSGDParams(noise_multiplier=1.0))
     cols = model_columns(exp, variant)
     assert (cols["victim_epsilon"], cols["victim_delta"]) == (7.5, 1e-5)

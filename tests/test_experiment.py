@@ -111,7 +111,9 @@ def test_roles_have_disjoint_members_and_distinct_seeds(smoke):
 
 def test_accuracy_table(smoke):
     table = tables.accuracy_table(smoke)
-    assert list(table["model"]) == ["victim", "shadow0", "shadow1"]
+    seeds = [r.config.seed for r in smoke.replicates()]  # one block of roles per seed
+    assert list(table["model"]) == ["victim", "shadow0", "shadow1"] * len(seeds)
+    assert list(table["seed"]) == [s for s in seeds for _ in range(3)]
     assert ((table["gap"] - (table["train_acc"] - table["test_acc"])).abs() < 1e-12).all()
 
 

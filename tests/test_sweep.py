@@ -60,7 +60,6 @@ def _has_structured_columns(frame: pd.DataFrame) -> None:
 
 def test_pruning_grid_has_requested_and_realised_sparsity(exp):
     frame = sweep.pruning_grid(exp, ["l1_unstructured"], [0.7], ["conf"])
-    frame = _first_seed(frame, exp)
     _has_structured_columns(frame)
     reps = exp.replicates()
     # Per seed: the original, the fine-tune-only control, then the pruned model.
