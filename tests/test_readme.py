@@ -50,3 +50,14 @@ def test_readme_library_examples_run(capsys):
     target = namespace["target"]
     assert loss_table["auc"].iloc[0] == pytest.approx(roc_auc(target.membership, target.p_y))
     assert np.isfinite(loss_table["balanced_accuracy"]).all()
+
+
+def test_readme_claims_block_is_the_committed_claims_table():
+    """The README's claims table is generated (miakit claims --readme) from the quick run's
+    committed table, never typed: the two must agree."""
+    from miakit import claims
+
+    table = claims.read_claims(ROOT / "figures" / "quick" / "00_claims.csv")
+    text = (ROOT / "README.md").read_text()
+    expected = claims.with_claims_block(text, claims.claims_markdown(table))
+    assert text == expected, "README's claims block is stale: run miakit claims --readme README.md"
