@@ -101,16 +101,7 @@ class Experiment(SignalSteps):
         if c.seeds > 1:
             _ = self.data  # loaded once, shared by every replicate
         for r in range(1, c.seeds):
-            sibling = Experiment(
-                replace(c.replicate(r), seeds=1),  # a replicate is one run: no nesting
-                store=self.store,
-                device=self.device,
-                data_root=self.data_root,
-                progress=self.progress,
-                threads=self.threads,
-                batch=self.batch,
-            )
-            sibling._data = self._data  # same dataset and options: load it once
+            sibling = self._sibling(replace(c.replicate(r), seeds=1))  # one run: no nesting
             sibling.trace = self.trace
             out.append(sibling)
         self._replicates = (c, out)
@@ -295,7 +286,11 @@ class Experiment(SignalSteps):
         re-fine-tunes the pruned models from the same cached originals
         (:data:`miakit.keys.STEP_FIELDS`).
         """
-        config = self.config.with_overrides(**overrides)
+        return self._sibling(self.config.with_overrides(**overrides))
+
+    def _sibling(self, config: ExperimentConfig) -> Experiment:
+        """An experiment on ``config`` with this one's store, device and settings; it
+        shares the loaded pool when the dataset and its options are the same."""
         out = Experiment(
             config,
             store=self.store,

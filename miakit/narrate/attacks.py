@@ -158,18 +158,23 @@ def change_markdown(change: pd.DataFrame, metric: str = "auc") -> str:
                 "victim_defense": rows.get("baseline_defense", pd.Series(["none"])).iloc[0],
             }
         )
-        split = split_by_verdict(rows, metric)
-        parts = [
-            f"{word} for {names_with_intervals(split[word], 'attack', metric)}"
-            for word in ("higher", "lower")
-            if len(split[word])
-        ]
-        parts.append(f"not shown either way for {len(split['not shown'])} of {len(rows)}")
         lines.append(
             f"- {name} minus {base}, {display_name(metric)}, attack by attack (paired, "
-            f"{seeds_text(rows)}): " + "; ".join(parts) + "."
+            f"{seeds_text(rows)}): {_verdicts(rows, metric)}."
         )
     return "\n".join(lines)
+
+
+def _verdicts(rows: pd.DataFrame, metric: str) -> str:
+    """``"higher for A [..]; lower for B [..]; not shown either way for 3 of 5"``."""
+    split = split_by_verdict(rows, metric)
+    parts = [
+        f"{word} for {names_with_intervals(split[word], 'attack', metric)}"
+        for word in ("higher", "lower")
+        if len(split[word])
+    ]
+    parts.append(f"not shown either way for {len(split['not shown'])} of {len(rows)}")
+    return "; ".join(parts)
 
 
 def control_markdown(
@@ -189,17 +194,9 @@ def control_markdown(
             ("Fine-tuning alone (fine-tuned only minus original)", finetuning),
             ("Pruning beyond fine-tuning (pruned minus fine-tuned only)", pruning),
         ):
-            split = split_by_verdict(frame, metric)
-            parts = [
-                f"{word} for {names_with_intervals(split[word], 'attack', metric)}"
-                for word in ("higher", "lower")
-                if len(split[word])
-            ]
-            parts.append(f"not shown either way for {len(split['not shown'])} of {len(frame)}")
             lines.append(
                 f"- {title}, {display_name(metric)} ({seeds_text(frame)}): "
-                + "; ".join(parts)
-                + "."
+                f"{_verdicts(frame, metric)}."
             )
     return "\n".join(lines)
 
