@@ -31,7 +31,7 @@ import torch
 from miakit._util import num_threads
 from miakit.data import Data, load_dataset
 from miakit.models import build_model
-from miakit.train import ModelData, TrainConfig, fit, fit_many, resolve_device
+from miakit.train import ModelData, TrainConfig, fit, fit_many, random_draws, resolve_device
 
 EMBEDDED = {"mlp": ("mnist1d", 8000), "signal_cnn": ("mnist1d", 8000), "small_cnn": ("digits", 0)}
 SYNTHETIC = {"column_fc": ((600,), 100)}
@@ -51,17 +51,6 @@ def pool_for(arch: str, n_train: int, n_dev: int) -> Data:
     return Data(x, torch.randint(0, k, (n,), generator=gen), k)
 
 
-def draws(pool: Data, count: int, n_train: int, n_dev: int) -> tuple[list[Data], list[Data]]:
-    """Model ``i``'s train and dev sets: a seeded random draw from the pool."""
-    gen = torch.Generator().manual_seed(1)
-    trains, devs = [], []
-    for _ in range(count):
-        perm = torch.randperm(len(pool), generator=gen)
-        trains.append(pool.subset(perm[:n_train]))
-        devs.append(pool.subset(perm[n_train : n_train + n_dev]))
-    return trains, devs
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="mlp")
@@ -75,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     pool = pool_for(args.arch, args.n_train, args.n_dev)
     n_train = min(args.n_train, len(pool) * 2 // 3)
     n_dev = min(args.n_dev, len(pool) - n_train)
-    trains, devs = draws(pool, args.n, n_train, n_dev)
+    trains, devs = random_draws(pool, args.n, n_train, n_dev, seed=1)
     shape = tuple(pool.x.shape[1:])
     models = []
     for i in range(args.n):

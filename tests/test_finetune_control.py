@@ -25,7 +25,7 @@ from miakit.finetune_curve import finetune_curve
 from miakit.models import build_model
 from miakit.prune import sparsity_report
 from miakit.store import Store, config_key
-from miakit.train import ModelData, TrainConfig, fit, fit_many, logits
+from miakit.train import ModelData, TrainConfig, fit, fit_many, logits, random_draws
 from miakit.train import loop as loop_mod
 from miakit.variants import FINETUNED, FINETUNED_PRUNER, Variant
 
@@ -38,13 +38,7 @@ def pool():
 
 
 def _sets(pool, count, n_train=160, n_dev=80):
-    gen = torch.Generator().manual_seed(0)
-    trains, devs = [], []
-    for _ in range(count):
-        perm = torch.randperm(len(pool), generator=gen)
-        trains.append(pool.subset(perm[:n_train]))
-        devs.append(pool.subset(perm[n_train : n_train + n_dev]))
-    return trains, devs
+    return random_draws(pool, count, n_train, n_dev, seed=0)
 
 
 def _model(pool, seed=0):

@@ -18,7 +18,15 @@ from miakit.data import Data, load_dataset
 from miakit.defenses import make_defense
 from miakit.models import build_model
 from miakit.prune import prune_model, refresh_masked_tensors
-from miakit.train import ModelData, TrainConfig, batch_groups, batching_pays, fit, fit_many
+from miakit.train import (
+    ModelData,
+    TrainConfig,
+    batch_groups,
+    batching_pays,
+    fit,
+    fit_many,
+    random_draws,
+)
 from miakit.train import many as many_mod
 
 #: float tolerance of the weights: fully connected models match to rounding; with
@@ -31,14 +39,8 @@ def pool() -> Data:
     return load_dataset("mnist1d", num_samples=1200)
 
 
-def _sets(pool: Data, count: int, n_train: int = 160, n_dev: int = 80):
-    gen = torch.Generator().manual_seed(0)
-    trains, devs = [], []
-    for _ in range(count):
-        perm = torch.randperm(len(pool), generator=gen)
-        trains.append(pool.subset(perm[:n_train]))
-        devs.append(pool.subset(perm[n_train : n_train + n_dev]))
-    return trains, devs
+def _sets(pool, count, n_train=160, n_dev=80):
+    return random_draws(pool, count, n_train, n_dev, seed=0)
 
 
 def _models(pool: Data, arch: str, count: int, prune: float | None = None):

@@ -29,6 +29,7 @@ from miakit.train.evaluate import (
     predict,
     sensitivity,
 )
+from miakit.train.groups import random_draws
 from miakit.train.loop import (
     EarlyStopping,
     FitResult,
@@ -48,6 +49,7 @@ __all__ = [
     "TrainConfig",
     "accuracy",
     "batch_groups",
+    "random_draws",
     "batches",
     "batching_pays",
     "cross_entropy",

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from miakit.data import Data
 
-__all__ = ["ModelData", "batch_groups"]
+__all__ = ["ModelData", "batch_groups", "random_draws"]
 
 
 def batch_groups(sizes: Sequence[tuple[int, ...]]) -> list[list[int]]:
@@ -98,3 +98,20 @@ class ModelData:
     def dev_set(self, i: int) -> Data:
         """Model ``i``'s dev set."""
         return self.pool.subset(self.dev[i])
+
+
+def random_draws(
+    pool: Data, count: int, n_train: int, n_dev: int, *, seed: int = 0
+) -> tuple[list[Data], list[Data]]:
+    """``count`` seeded random train and dev sets from ``pool`` (tests, benchmarks).
+
+    Draw ``i`` is the first ``n_train`` and the next ``n_dev`` rows of the ``i``-th
+    permutation of one generator seeded with ``seed``; a draw's two sets are disjoint.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    trains, devs = [], []
+    for _ in range(count):
+        perm = torch.randperm(len(pool), generator=gen)
+        trains.append(pool.subset(perm[:n_train]))
+        devs.append(pool.subset(perm[n_train : n_train + n_dev]))
+    return trains, devs
