@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import types
@@ -271,6 +272,36 @@ def key_fields(obj: Any) -> dict[str, Any]:
         if f.metadata.get(KEY_DEFAULT) and getattr(obj, f.name) == f.default:
             del out[f.name]
     return out
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress_bar(progress: bool, total: int, initial: int = 0, desc: str = "") -> Any:
+    """A transient tqdm bar (cleared when closed), or ``None`` when ``progress`` is off.
+
+    The one place the training loops make their bars; :func:`close_progress_bars`
+    clears any left open by an exception.
+    """
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, leave=False)
+
+
+def close_progress_bars() -> None:
+    """Close every open tqdm bar, so a message printed next starts on a clean line.
+
+    A training loop interrupted (Ctrl-C) or failing mid-way leaves its bar open;
+    the command line calls this before it prints its one line.
+    """
+    if "tqdm" not in sys.modules:
+        return
+    from tqdm import tqdm
+
+    for bar in list(tqdm._instances):
+        bar.close()
 
 
 # --------------------------------------------------------------------------- torch

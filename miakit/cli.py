@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from miakit import cachetool, claims, tables
+from miakit._util import close_progress_bars
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
 from miakit.export import check_attacks, export_signals
@@ -378,9 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _one_line_warning
             return int(args.func(args))
     except EXPECTED_ERRORS as err:
+        close_progress_bars()
         print(f"miakit: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        close_progress_bars()
         root = Path(args.cache) if getattr(args, "cache", None) else default_cache_dir()
         print(
             f"miakit: interrupted; every finished artifact is saved in the cache ({root}) "

@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
-from miakit._util import as_model_input, resolve_device
+from miakit._util import as_model_input, progress_bar, resolve_device
 from miakit.checkpoint import (
     check_same_run,
     load_checkpoint,
@@ -268,11 +268,7 @@ def fit(
     elif keep_initial:
         stopper.update(0, float(dev_accuracy(model, dx, dy)), model)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc=desc, leave=False)
+    bar = progress_bar(progress, cfg.epochs, start_epoch, desc)
     stopped_early = False
     epoch = start_epoch
     for epoch in range(start_epoch + 1, cfg.epochs + 1):

@@ -44,13 +44,12 @@ import copy
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from miakit._util import resolve_device
+from miakit._util import progress_bar, resolve_device
 from miakit.checkpoint import (
     check_same_run,
     load_checkpoint,
@@ -221,7 +220,7 @@ def fit_many(
         ):
             stoppers[i].update(0, acc, _Slice({**params, **buffers}, keys, j))
 
-    bar = _bar(progress, cfg.epochs, start, desc)
+    bar = progress_bar(progress, cfg.epochs, start, desc)
     epoch = start
     for epoch in range(start + 1, cfg.epochs + 1):
         keep = [j for j, i in enumerate(active) if not stoppers[i].should_stop]
@@ -356,14 +355,6 @@ def _dev_accs(
         with autocast(device):
             correct += (run(params, buffers, x[chunk]) == y[chunk]).sum(1)
     return (correct / rows.shape[1]).tolist()
-
-
-def _bar(progress: bool, total: int, initial: int, desc: str) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, leave=False)
 
 
 _HISTORY_KEYS = ("epoch", "train_loss", "dev_acc")
