@@ -404,3 +404,22 @@ def test_finetune_lines_draws_one_line_per_variant_and_bands_when_given(curve):
     plt.close(fig)
     with pytest.raises(KeyError, match="not in the table"):
         plots.finetune_lines(frame, attacks=["samia"])
+
+
+def test_finetune_lines_legend_is_below_and_no_style_means_two_things(curve):
+    frame, _ = curve
+    fig = plots.finetune_lines(frame.assign(auc_low=frame["auc"], auc_high=frame["auc"]))
+    fig.canvas.draw()
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    legend = fig.legends[0].get_window_extent()
+    for ax in fig.axes:  # below every panel, so no title is covered
+        assert legend.y1 <= ax.get_window_extent().y0 + 1
+        assert not legend.overlaps(ax.title.get_window_extent())
+    ax = fig.axes[0]
+    original = next(ln for ln in ax.get_lines() if ln.get_label() == "original")
+    variants = [ln for ln in ax.get_lines() if ln.get_label() not in ("original", "_nolegend_")]
+    variants = [ln for ln in variants if ln.get_marker() not in (None, "None", "")]
+    assert len(variants) >= 2 and len({ln.get_marker() for ln in variants}) == len(variants)
+    for ln in variants:  # coloured, so never read as the grey original
+        assert ln.get_color() != original.get_color()
+    plt.close(fig)

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from miakit.plots._axes import CHANCE, chance_label, chance_line, legend_above, name_setting, sized
+from miakit.plots._axes import CHANCE, chance_label, chance_line, name_setting, sized
 from miakit.plots._frame import levels, numeric, require_columns
 from miakit.plots.names import readable
 from miakit.plots.style import (
@@ -32,7 +32,10 @@ from miakit.plots.style import (
 __all__ = ["finetune_lines"]
 
 _VARIANT = ("victim_pruner", "victim_sparsity", "victim_defense")
-_ORIGINAL = {"color": "0.25", "linestyle": (0, (6.0, 2.0)), "linewidth": 0.9}  # a long grey dash
+# The original: a solid grey level, told from the coloured variant lines by its colour
+# and from chance (dotted) by its style; the variants are solid unless two kept-weights
+# rules share the figure (then the rule sets the style), so no dash means two things.
+_ORIGINAL = {"color": "0.45", "linestyle": "-", "linewidth": 1.4, "alpha": 0.8}
 
 
 def _variant_text(pruner: str, sparsity: float, defense: str) -> str:
@@ -56,14 +59,15 @@ def finetune_lines(
 
     Each panel's lines are in its attack's colour (:func:`~miakit.plots.attack_style`,
     the same in every figure); each fine-tuned victim variant (the control
-    ``victim_pruner == "finetuned"``, each pruned one) has its own line style and marker,
-    the same in every panel. The original (``victim_pruner == "none"``) is a grey
-    long-dashed reference line, and chance a dotted one (0.5 for AUC, x% for the TPR at
+    ``victim_pruner == "finetuned"``, each pruned one) has its own marker, the same in
+    every panel. The original (``victim_pruner == "none"``) is a solid grey reference
+    level, and chance a dotted one (0.5 for AUC, x% for the TPR at
     x% FPR). With ``dataset`` / ``arch`` columns, the figure names them. With the columns
     ``<metric>_low`` and ``<metric>_high`` (an interval, e.g. from a summarised table)
     each line gets a band between them. Several rows per point (e.g. seeds, not
     summarised) are averaged. With both ``finetune_restore_best`` values in the table,
-    the line style tells them apart.
+    the line style tells them apart (solid: best-dev epoch kept, dashed: last epoch kept).
+    The legend is below the panels, the figure wide.
 
     Args:
         frame: a :func:`~miakit.finetune_curve.finetune_curve` table.
@@ -155,12 +159,18 @@ def finetune_lines(
         chance = chance_label(metric)
         if chance is not None:
             handles.append(Line2D([], [], label=chance, **CHANCE))
-        legend_above(axes[0], handles)
+        # below the panels, the whole figure wide: above the first panel it hid its title
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 4 if len(names) > 1 else 2),
+            frameon=False,
+        )
         name_setting(fig, frame)
     return fig
 
 
 def _variant_kwargs(i: int, rule: int | None) -> dict[str, Any]:
-    """Line style and marker of the ``i``-th variant (line style: the ``rule``'s, if any)."""
-    k = i if rule is None else rule
-    return {"linestyle": LINESTYLES[k % len(LINESTYLES)], "marker": MARKERS[i % len(MARKERS)]}
+    """Marker of the ``i``-th variant; line style solid, or the ``rule``'s when given."""
+    style = "-" if rule is None else LINESTYLES[rule % len(LINESTYLES)]
+    return {"linestyle": style, "marker": MARKERS[i % len(MARKERS)]}
