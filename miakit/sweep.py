@@ -87,12 +87,20 @@ def methods_arch(exp: Experiment) -> str:
     raise ValueError(f"no architecture of kind {own.kind!r} supports every pruning method")
 
 
-def methods_experiment(exp: Experiment) -> Experiment:
-    """The same experiment (data, split, seeds, store, device) on :func:`methods_arch`."""
-    config = replace(exp.config, arch=methods_arch(exp))
-    if config == exp.config:
+def methods_experiment(exp: Experiment, setting: Grid | None = None) -> Experiment:
+    """The experiment that compares the four pruning methods (notebooks 02, 05, 06).
+
+    ``exp`` itself when its architecture takes all four methods. Otherwise the
+    profile's stand-in, ``setting.methods`` (:attr:`miakit.config.Grid.methods`; the
+    quick profile: ``small_cnn`` on 7x7 ``mnist5k``, trained to memorisation), and
+    without one the same data on :func:`methods_arch`. Seeds, split seed, store and
+    device are ``exp``'s (:meth:`~miakit.experiment.Experiment.with_overrides`).
+    """
+    if ARCHS[exp.config.arch].supports_all_pruners:
         return exp
-    return Experiment(config, store=exp.store, device=exp.device, progress=exp.progress)
+    if setting is not None and setting.methods:
+        return exp.with_overrides(**dict(setting.methods))
+    return exp.with_overrides(arch=methods_arch(exp))
 
 
 def sparsity_variants(exp: Experiment, sparsities: Iterable[float]) -> list[Variant]:
