@@ -277,17 +277,19 @@ def key_fields(obj: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- progress
 
 
-def progress_bar(progress: bool, total: int, initial: int = 0, desc: str = "") -> Any:
+def progress_bar(
+    progress: bool, total: int, initial: int = 0, desc: str = "", **options: Any
+) -> Any:
     """A transient tqdm bar (cleared when closed), or ``None`` when ``progress`` is off.
 
-    The one place the training loops make their bars; :func:`close_progress_bars`
-    clears any left open by an exception.
+    The one place the training loops make their bars (``options``: more tqdm keywords,
+    e.g. ``unit``); :func:`close_progress_bars` clears any left open by an exception.
     """
     if not progress:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, leave=False)
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, **options)
 
 
 def close_progress_bars() -> None:

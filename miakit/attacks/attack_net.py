@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from miakit._util import resolve_device, seeded
+from miakit._util import progress_bar, resolve_device, seeded
 from miakit.checkpoint import (
     check_same_run,
     load_checkpoint,
@@ -245,12 +245,8 @@ def train_attack_model(
         order.set_state(state["order"])
         epoch_losses = list(state["losses"].to(dev).unbind())
         start = int(state["epoch"])
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        # redrawn every epoch (mininterval=0): an epoch is long enough to show each one
-        bar = tqdm(total=epochs, initial=start, desc=desc, unit="epoch", leave=False, mininterval=0)
+    # redrawn every epoch (mininterval=0): an epoch is long enough to show each one
+    bar = progress_bar(progress, epochs, start, desc, unit="epoch", mininterval=0)
     with seeded(seed, dev):
         if state is not None:  # the forked RNG (dropout) as it was after epoch `start`
             restore_rng_state(state, dev)
