@@ -107,10 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     for threads in sorted({1, budget}) if device.type == "cpu" else [None]:
         times[threads] = one_after_another(threads)
         label = f"{threads} thread(s)" if threads else "default"
-        print(f"one after another ({label}): {times[threads]:8.2f} s")
+        print(f"one after another ({label}): {times[threads]:8.3f} s")
     best = min(times.values())
     t_many = together()
-    print(f"together (fit_many, {budget} thread(s)):  {t_many:8.2f} s")
+    print(f"together (fit_many, {budget} thread(s)):  {t_many:8.3f} s")
     print(f"per model: one after another {best / args.n:.3f} s, together {t_many / args.n:.3f} s")
     print(f"ratio: {best / t_many:.2f}")
 

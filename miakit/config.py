@@ -260,16 +260,12 @@ class Grid:
         finetune_epochs: the fine-tune lengths of the leakage-vs-fine-tuning curve
             (:func:`miakit.finetune_curve.finetune_curve`, notebook 03; beyond the
             paper, issue 13), each an integer >= 1.
-        methods: the setting of the pruning-method comparison when the profile's own
-            architecture cannot take all four methods, as ``(key, value)`` overrides
-            of :meth:`ExperimentConfig.with_overrides` (:func:`miakit.sweep.methods_experiment`;
-            notebooks 02, 05, 06). Empty: the same data on
-            :func:`miakit.sweep.methods_arch`. The quick profile's is an image convnet
-            trained to memorisation, chosen by measurement (one seed, 2 CPU cores):
-            ``small_cnn`` on ``mnist5k`` at 7x7, 30 epochs without early stopping, train
-            accuracy 1.000, test 0.915, Conf AUC 0.590, LiRA 0.694, the four victims
-            and their shadows trained in 88 s; at 14x14, 0.998 / 0.949, Conf 0.596,
-            LiRA 0.671, in 279 s; ``signal_cnn`` on mnist1d leaked less (AUC 0.50-0.60).
+        methods: the method comparison's setting where the profile's model cannot take
+            all four methods: ``(key, value)`` overrides of :meth:`ExperimentConfig.with_overrides`
+            (:func:`miakit.sweep.methods_experiment`; empty: :func:`~miakit.sweep.methods_arch`).
+            Quick, measured (1 seed): ``small_cnn`` on 7x7 ``mnist5k``, 30 epochs, no early
+            stop: train/test 1.000/0.915, Conf AUC 0.590, LiRA 0.694, 88 s for four victims
+            and shadows (14x14: 0.998/0.949, 0.596, 0.671, 279 s; mnist1d signal_cnn 0.50-0.60).
     """
 
     sparsities: tuple[float, ...]

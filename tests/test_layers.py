@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "experiment": 5,
     "tables": 6,
     "sweep": 6,
+    "ablation": 6,
     "claims": 6,
     "contrasts": 6,
     "narrate": 5,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miakit import sweep, tables
+from miakit import ablation, sweep, tables
 from miakit.defenses import NoDefense, PPBParams, make_defense
 from miakit.experiment import ORIGINAL, Experiment, Variant, profile
 from miakit.metrics import RESULT_COLUMNS
@@ -139,11 +139,11 @@ def test_knowledge_summary_hand_worked():
 
 def test_ablation_table_rows_carry_the_options(exp):
     pruned = exp.variant()
-    frame = sweep.ablation_table(exp, [pruned], baselines=["conf"])
+    frame = ablation.ablation_table(exp, [pruned], baselines=["conf"])
     frame = _first_seed(frame, exp)
     _has_structured_columns(frame)
     assert frame.columns[0] == "ablation"
-    assert frame["ablation"].tolist() == [label for label, _ in sweep.SAMIA_ABLATIONS] + ["Conf"]
+    assert frame["ablation"].tolist() == [label for label, _ in ablation.SAMIA_ABLATIONS] + ["Conf"]
     assert frame["attack"].tolist() == ["samia"] * 4 + ["conf"]
     sens = frame["attack_use_sensitivity"].tolist()
     mlp = frame["attack_mlp"].tolist()
@@ -177,9 +177,9 @@ def test_knowledge_differences_are_mismatched_minus_matched_per_seed(exp):
 
 def test_ablation_differences_are_each_ablation_minus_samia(exp):
     pruned = exp.variant()
-    table = sweep.ablation_table(exp, [pruned], baselines=["conf"])
-    diff = sweep.ablation_differences(exp, [pruned], baselines=["conf"])
-    labels = [label for label, _ in sweep.SAMIA_ABLATIONS[1:]] + ["Conf"]
+    table = ablation.ablation_table(exp, [pruned], baselines=["conf"])
+    diff = ablation.ablation_differences(exp, [pruned], baselines=["conf"])
+    labels = [label for label, _ in ablation.SAMIA_ABLATIONS[1:]] + ["Conf"]
     assert list(dict.fromkeys(diff["ablation"])) == labels
     assert (diff["victim_label"] == pruned.label).all()
     samia = table[table["ablation"] == "SAMIA"].set_index("seed")["auc"]

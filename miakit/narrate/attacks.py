@@ -248,8 +248,8 @@ def ablation_markdown(summary: pd.DataFrame, differences: pd.DataFrame, metric: 
     """Notebook 07's "what we measured": what each of SAMIA's ingredients adds, per victim.
 
     Args:
-        summary: ``summarise(sweep.ablation_table(...))`` (``ablation``, ``victim_label``).
-        differences: ``summarise(sweep.ablation_differences(...))`` (each ablation or
+        summary: ``summarise(ablation.ablation_table(...))`` (``ablation``, ``victim_label``).
+        differences: ``summarise(ablation.ablation_differences(...))`` (each ablation or
             baseline minus SAMIA, paired per seed).
         metric: the metric compared (default AUC).
     """
