@@ -15,6 +15,7 @@ import hashlib
 import json
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 import torch
 
@@ -422,4 +423,17 @@ def test_finetune_lines_legend_is_below_and_no_style_means_two_things(curve):
     assert len(variants) >= 2 and len({ln.get_marker() for ln in variants}) == len(variants)
     for ln in variants:  # coloured, so never read as the grey original
         assert ln.get_color() != original.get_color()
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("last_first", [True, False])
+def test_finetune_lines_dash_means_last_epoch_kept_whatever_the_row_order(curve, last_first):
+    frame, _ = curve
+    both = pd.concat(
+        [frame.assign(finetune_restore_best=False), frame.assign(finetune_restore_best=True)]
+    )
+    both = both if last_first else both.iloc[::-1]
+    fig = plots.finetune_lines(both, attacks=["conf"])
+    styles = {h.get_label(): h.get_linestyle() for h in fig.legends[0].legend_handles}
+    assert styles["best-dev epoch kept"] == "-" and styles["last epoch kept"] == "--"
     plt.close(fig)

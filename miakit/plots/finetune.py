@@ -97,7 +97,13 @@ def finetune_lines(
     original = data["victim_pruner"] == "none"
     tuned = data[~original]
     variants = list(dict.fromkeys(zip(*(tuned[c] for c in _VARIANT), strict=True)))
-    rules = levels(data, "finetune_restore_best") if "finetune_restore_best" in data else [None]
+    # best-dev (the paper's rule) first, so it is always the solid style and dashed is
+    # always "last epoch kept", whatever order the rows come in
+    rules = (
+        sorted(levels(data, "finetune_restore_best"), reverse=True)
+        if "finetune_restore_best" in data
+        else [None]
+    )
     width = COLUMN_WIDTH if len(names) == 1 else FULL_WIDTH
     colours = [style.color for style in series_styles("attack", names)]
     with style_context():
