@@ -24,7 +24,7 @@ STEP_VERSIONS = {
     "signals": 3,
     "logits": 1,
     "fit": 2,
-    "fit_network": 2,
+    "fit_network": 3,
     "attack": 4,
 }
 

@@ -33,7 +33,7 @@ from miakit.data import DATASETS, Data, Splits, load_dataset, paper_splits
 from miakit.defenses import DefenseParams, make_defense
 from miakit.keys import STEP_FIELDS, STEP_VERSIONS, StepTrace, derives_key
 from miakit.models import ARCHS, build_model
-from miakit.prune import prune_model, restore_masks, slimming_penalty, sparsity_report
+from miakit.prune import prune_model, restore_masks, sparsity_report, sparsity_training
 from miakit.splits import Split, reference_split
 from miakit.store import Store, config_key
 from miakit.together import TrainTogether
@@ -53,6 +53,9 @@ def _splits(n: int, seed: int, count: int) -> Splits:
     """The paper's split with ``count`` shadows (shadow ``i`` does not depend on ``count``)."""
     return paper_splits(n, seed=seed, num_shadows=count)
 
+
+#: The sparsity-trained base's optimizer, in its key (Adam-trained entries predate it).
+_SPARSITY_OPTIMIZER = "liu_sgd"
 
 #: Offset of the reference models' seeds from the experiment's ``seed``.
 _REFERENCE_SEED = 100_000
@@ -208,7 +211,9 @@ class ModelSteps(TrainTogether):
         if not sparsity_trained:
             return self.step_key("train", role=self.check_role(role))
         lam = self.config.slimming_lambda
-        return self.step_key("train", role=self.check_role(role), slimming_lambda=lam)
+        return self.step_key(
+            "train", role=self.check_role(role), slimming_lambda=lam, optimizer=_SPARSITY_OPTIMIZER
+        )
 
     def _sparsity_trained(self, variant: Variant) -> bool:
         """Whether ``variant`` prunes the sparsity-trained model (slimming, lambda > 0);
@@ -246,9 +251,10 @@ class ModelSteps(TrainTogether):
         """The trained model that ``variant`` prunes: :meth:`trained`, except for slimming.
 
         Network slimming as Liu et al. (2017) define it trains with an L1 penalty on
-        BatchNorm ``gamma`` first (:func:`~miakit.prune.slimming_penalty`, lambda
+        BatchNorm ``gamma`` first, with their SGD schedule and the penalty scaled to this
+        schedule's length (:func:`~miakit.prune.sparsity_training`, lambda
         ``config.slimming_lambda``): a ``slimming`` variant with lambda > 0 prunes that
-        separately cached model (same seed, data and schedule). With lambda 0 it prunes
+        separately cached model (same seed, data and epochs). With lambda 0 it prunes
         the plain model, as the authors do (PAPER.md, "Pruning"), which can collapse.
         """
         with num_threads(self.threads):
@@ -262,13 +268,20 @@ class ModelSteps(TrainTogether):
             seed = self.role_seed(role)
             torch.manual_seed(seed)
             model = self.new_model()  # initialised under the role's seed
+            cfg = replace(self.config.train, seed=seed)
             lam = self.config.slimming_lambda if sparsity_trained else None
+            objective, optimizer = (
+                (None, None)
+                if lam is None
+                else sparsity_training(lam, cfg.epochs, -(-len(train) // cfg.batch_size))
+            )
             result = fit(
                 model,
                 train,
                 dev,
-                replace(self.config.train, seed=seed),
-                objective=None if lam is None else slimming_penalty(lam),
+                cfg,
+                objective=objective,
+                optimizer_factory=optimizer,
                 device=self.device,
                 progress=self.progress,
                 checkpoint=self.store.scratch("model", key, "ckpt"),

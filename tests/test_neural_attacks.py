@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from miakit.attacks.attack_net import FastDropout
 from miakit.attacks.base import AttackInputs, AttackSettings
 from miakit.attacks.neural import (
     NN,
@@ -18,7 +19,7 @@ from miakit.attacks.neural import (
     seeded,
     train_attack_model,
 )
-from miakit.attacks.samia import SAMIA, SAMIANet, samia_features
+from miakit.attacks.samia import SAMIA, EncoderLayer, SAMIANet, samia_features
 
 K = 10
 # Few epochs and a larger learning rate than the paper's 1e-3 keep these tests fast; the
@@ -105,7 +106,7 @@ def test_attack_mlp_shape_matches_paper() -> None:
         (256, 128),
         (128, 2),
     ]
-    drops = [m.p for m in net if isinstance(m, torch.nn.Dropout)]
+    drops = [m.p for m in net if isinstance(m, FastDropout)]
     assert drops == [0.2, 0.2]
     assert net(torch.zeros(4, 7)).shape == (4, 2)
 
@@ -159,16 +160,78 @@ def test_samia_network_is_the_papers() -> None:
     assert net.norm.num_features == 3 * K
     assert (net.embed[0].in_features, net.embed[0].out_features) == (3, 64)
     assert isinstance(net.embed[1], torch.nn.GELU)
-    layers = net.encoder.layers
-    assert len(layers) == 3
+    layers = list(net.encoder)
+    assert len(layers) == 3 and all(isinstance(layer, EncoderLayer) for layer in layers)
     layer = layers[0]
-    assert layer.self_attn.embed_dim == 64 and layer.self_attn.num_heads == 4
-    assert layer.self_attn.batch_first
-    assert (layer.linear1.out_features, layer.dropout.p) == (128, 0.2)
-    assert layer.activation is torch.nn.functional.gelu
+    assert (layer.qkv.in_features, layer.qkv.out_features, layer.nhead) == (64, 192, 4)
+    assert (layer.linear1.out_features, layer.drop.p) == (128, 0.2)
     linears = [m for m in net.head if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(K * 64, 64), (64, 2)]
     assert not any("pos" in name for name, _ in net.named_parameters())
+
+
+def _torch_layer_with_weights_of(layer: EncoderLayer) -> torch.nn.TransformerEncoderLayer:
+    torch_layer = torch.nn.TransformerEncoderLayer(
+        64, 4, 128, layer.drop.p, activation="gelu", batch_first=True
+    )
+    weights = {
+        "self_attn.in_proj_weight": layer.qkv.weight,
+        "self_attn.in_proj_bias": layer.qkv.bias,
+        "self_attn.out_proj.weight": layer.out.weight,
+        "self_attn.out_proj.bias": layer.out.bias,
+    }
+    for name in ("linear1", "linear2", "norm1", "norm2"):
+        for key, value in getattr(layer, name).state_dict().items():
+            weights[f"{name}.{key}"] = value
+    torch_layer.load_state_dict(weights)
+    return torch_layer
+
+
+@pytest.mark.parametrize("mode", ["eval", "train without dropout"])
+def test_encoder_layer_computes_what_torchs_layer_computes(mode) -> None:
+    """Same weights: SAMIA's written-out layer equals ``nn.TransformerEncoderLayer`` (post-norm,
+    GELU), forward and gradients; in training with dropout 0 (the dropouts are the only
+    randomness), and in eval (PyTorch's fused fast path)."""
+    torch.manual_seed(0)
+    ours = EncoderLayer(64, 4, 128, 0.0 if mode != "eval" else 0.2)
+    theirs = _torch_layer_with_weights_of(ours)
+    for net in (ours, theirs):
+        net.train(mode != "eval")
+    x = torch.randn(33, K, 64, requires_grad=True)
+    out_ours, out_theirs = ours(x), theirs(x)
+    torch.testing.assert_close(out_ours, out_theirs, atol=2e-6, rtol=1e-5)
+    if mode != "eval":
+        g_ours = torch.autograd.grad(out_ours.square().sum(), (x, ours.qkv.weight))
+        g_theirs = torch.autograd.grad(
+            out_theirs.square().sum(), (x, theirs.self_attn.in_proj_weight)
+        )
+        for a, b in zip(g_ours, g_theirs, strict=True):
+            torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_fast_dropout_drops_at_its_rate_and_keeps_the_expectation() -> None:
+    torch.manual_seed(0)
+    drop = FastDropout(0.2)
+    y = drop(torch.ones(400_000))
+    zero = float((y == 0).float().mean())
+    assert abs(zero - 13107 / 65536) < 5 * (0.2 * 0.8 / 400_000) ** 0.5  # 5 standard errors
+    kept = torch.tensor(65536 / (65536 - 13107), dtype=torch.float32).item()
+    assert set(torch.unique(y).tolist()) == {0.0, kept}
+    assert abs(float(y.mean()) - 1) < 5 * (0.2 / 0.8 / 400_000) ** 0.5
+    # each of the four 16-bit lanes of a 64-bit draw is used: no lane is biased
+    lanes = (y.view(-1, 4) == 0).float().mean(0)
+    assert torch.all((lanes - 0.2).abs() < 5 * (0.16 / 100_000) ** 0.5), lanes
+    # same seed, same mask; a gradient flows through the kept entries only
+    x = torch.randn(3, 50, requires_grad=True)
+    torch.manual_seed(4)
+    first = drop(x)
+    torch.manual_seed(4)
+    assert torch.equal(first, drop(x))
+    (grad,) = torch.autograd.grad(first.sum(), x)
+    assert torch.equal(grad == 0, first == 0)
+    assert torch.equal(drop.eval()(x), x) and torch.equal(FastDropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        FastDropout(1.0)
 
 
 # --- the authors' initialisation (PAPER.md, "Models and training", last bullet) ----------
@@ -242,6 +305,14 @@ def test_samia_network_init_biases_zero_norms_unit() -> None:
             assert abs(float(module.weight.detach().std()) / std - 1) < tol, name
         elif isinstance(module, (torch.nn.BatchNorm1d, torch.nn.LayerNorm)):
             assert torch.all(module.weight == 1) and torch.count_nonzero(module.bias) == 0, name
+    # the attention projections keep PyTorch's MultiheadAttention init, as the authors' do:
+    # input Xavier-uniform, output Linear's default (kaiming-uniform, a = sqrt 5), biases 0
+    layer = net.encoder[0]
+    assert float(layer.qkv.weight.detach().abs().max()) <= (6 / (64 + 192)) ** 0.5
+    assert float(layer.qkv.weight.detach().abs().max()) > 0.95 * (6 / (64 + 192)) ** 0.5
+    assert float(layer.out.weight.detach().abs().max()) <= 64**-0.5
+    assert float(layer.out.weight.detach().abs().max()) > 0.95 * 64**-0.5
+    assert torch.count_nonzero(layer.qkv.bias) == torch.count_nonzero(layer.out.bias) == 0
 
 
 # --- the trainer -------------------------------------------------------------------------

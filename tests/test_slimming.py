@@ -20,24 +20,26 @@ from miakit.data import Data
 from miakit.experiment import ORIGINAL, Experiment, Variant, profile
 from miakit.keys import STEP_FIELDS, STEP_VERSIONS
 from miakit.prune import (
+    LiuSGD,
     SlimmingPenalty,
     channel_sparsity,
     l1_structured,
     macs,
     macs_left,
     slimming,
-    slimming_penalty,
     sparsity_report,
+    sparsity_training,
     structured_sparsity,
 )
 from miakit.prune._layers import BATCHNORM
+from miakit.prune.slimming import LIU_LR_SUM
 from miakit.store import Store, config_key
 from miakit.train import TrainConfig, accuracy, fit
 
 SLIM = Variant("slimming", 0.7)
 L1 = Variant("l1_unstructured", 0.7)
-#: The smoke profile, one epoch; a large lambda so that one epoch moves the gammas.
-SMOKE = profile("smoke", slimming_lambda=0.05, **{"train.epochs": 1, "finetune.epochs": 1})
+#: The smoke profile, one epoch (the penalty is scaled to the schedule's length).
+SMOKE = profile("smoke", **{"train.epochs": 1, "finetune.epochs": 1})
 
 
 def _gammas(model: nn.Module) -> torch.Tensor:
@@ -83,6 +85,7 @@ def test_a_slimming_variant_prunes_a_separately_keyed_sparsity_trained_model():
         assert base != on._base_key(role) and base["params"] == {
             "role": role,
             "slimming_lambda": 1e-4,
+            "optimizer": "liu_sgd",  # Liu et al.'s SGD, not the Adam of keys made before
         }
         assert base == on._base_key(role, sparsity_trained=True)
         assert other._variant_key(role, SLIM)["inputs"]["model"] != base  # lambda is in the key
@@ -94,26 +97,38 @@ def test_a_slimming_variant_prunes_a_separately_keyed_sparsity_trained_model():
 # -- the pipeline ------------------------------------------------------------------------------
 @pytest.fixture
 def fits(monkeypatch):
-    """Record each ``fit`` of the model steps: (seed, objective)."""
+    """Record each ``fit`` of the model steps: (seed, objective); a sparsity-trained one
+    must come with Liu et al.'s optimizer, the others with the default (Adam)."""
     calls: list[tuple[int, object]] = []
     real = S.fit
 
     def recording(model, train, dev, cfg, **kwargs):
-        calls.append((cfg.seed, kwargs.get("objective")))
+        objective, factory = kwargs.get("objective"), kwargs.get("optimizer_factory")
+        if isinstance(objective, SlimmingPenalty):
+            assert isinstance(factory(model, cfg), LiuSGD)
+        else:
+            assert factory is None
+        calls.append((cfg.seed, objective))
         return real(model, train, dev, cfg, **kwargs)
 
     monkeypatch.setattr(S, "fit", recording)
     return calls
 
 
+def _penalty(exp: Experiment, role: str) -> SlimmingPenalty:
+    """The penalty of ``role``'s sparsity training: lambda scaled to its schedule."""
+    steps = -(-len(exp.role_data(role)[0]) // exp.config.train.batch_size)
+    return sparsity_training(exp.config.slimming_lambda, exp.config.train.epochs, steps)[0]
+
+
 def test_victim_and_shadows_of_a_slimming_variant_are_sparsity_trained(tmp_path, fits):
     exp = Experiment(SMOKE, store=Store(tmp_path), device="cpu", batch=False)
     slimmed = exp.model("shadow0", SLIM)
-    assert fits == [(exp.role_seed("shadow0"), SlimmingPenalty(0.05))]  # the base, penalised
+    assert fits == [(exp.role_seed("shadow0"), _penalty(exp, "shadow0"))]  # the base, penalised
     assert exp.store.has("model", exp._base_key("shadow0", sparsity_trained=True))
     assert not exp.store.has("model", exp._base_key("shadow0"))  # no plain model needed
     exp.model("victim", SLIM)
-    assert fits[-1] == (exp.role_seed("victim"), SlimmingPenalty(0.05))
+    assert fits[-1] == (exp.role_seed("victim"), _penalty(exp, "victim"))
     fits.clear()
     exp.model("victim", L1)  # other pruners prune the plain model
     assert fits == [(exp.role_seed("victim"), None)]
@@ -135,7 +150,7 @@ def test_batched_prefetch_trains_the_penalised_bases_one_at_a_time(tmp_path, fit
     roles = exp.roles()[1:]  # the shadows: one split size, so they batch
     exp.prefetch(roles, SLIM)
     assert sorted(s for s, _ in fits) == sorted(exp.role_seed(r) for r in roles)
-    assert {o for _, o in fits} == {SlimmingPenalty(0.05)}
+    assert {o for _, o in fits} == {_penalty(exp, r) for r in roles}
     for role in roles:
         assert exp.store.has("model", exp._variant_key(role, SLIM))
         assert not exp.store.has("model", exp._base_key(role))
@@ -158,27 +173,63 @@ def _toy_net() -> nn.Module:
     )  # fmt: skip
 
 
-def test_the_penalty_makes_gamma_sparse_so_slimming_at_0_7_keeps_a_working_network():
-    """Liu et al.'s claim on a toy BN net: trained with the L1 penalty, most ``|gamma|``
-    are near 0 and slimming 70% of the channels (no fine-tuning) keeps the accuracy;
-    trained without it, the same slimming collapses the network. Adam moves a gamma by
-    at most about ``lr`` per step, so the penalty needs ``lr * steps`` of order 1 (here
-    lr 1e-2, ~900 steps)."""
+def test_sparsity_training_makes_gamma_sparse_so_slimming_at_0_7_keeps_a_working_network():
+    """Liu et al.'s claim on a toy BN net: after their sparsity training (SGD, the L1
+    penalty at lambda 1e-4 scaled to this schedule) most ``|gamma|`` are near 0 and
+    slimming 70% of the channels (no fine-tuning) keeps the accuracy; trained with the
+    paper's Adam and no penalty, the same slimming collapses the network."""
     train, dev, test = _toy_data()
-    cfg = TrainConfig(epochs=60, patience=0, lr=1e-2)
+    cfg = TrainConfig(epochs=60, patience=0)
     chance = 1 / train.num_classes
+    steps = -(-len(train) // cfg.batch_size)
     out = {}
-    for lam in (0.0, 1e-2):
+    for lam in (0.0, 1e-4):
         model = _toy_net()
-        fit(model, train, dev, cfg, objective=slimming_penalty(lam) if lam else None, device="cpu")
-        near_zero = float((_gammas(model) < 0.1).float().mean())
+        objective, optimizer = sparsity_training(lam, cfg.epochs, steps) if lam else (None, None)
+        fit(model, train, dev, cfg, objective=objective, optimizer_factory=optimizer, device="cpu")
+        near_zero = float((_gammas(model) < 0.01).float().mean())
         dense = accuracy(model, test, device="cpu")
         slimming(model, 0.7)
         out[lam] = (near_zero, dense, accuracy(model, test, device="cpu"))
-    assert out[1e-2][0] > out[0.0][0] + 0.5  # sparser gammas with the penalty
-    assert out[1e-2][1] > 3 * chance and out[0.0][1] > 3 * chance  # both trained well
-    assert out[1e-2][2] > 3 * chance and out[1e-2][2] > out[1e-2][1] - 0.1  # slimmed, working
-    assert out[0.0][2] < out[1e-2][2] - 0.2  # without it the same slimming collapses
+    assert out[1e-4][0] > out[0.0][0] + 0.5, out  # sparser gammas with the penalty
+    assert out[1e-4][1] > 3 * chance and out[0.0][1] > 3 * chance, out  # both trained well
+    assert out[1e-4][2] > 3 * chance and out[1e-4][2] > out[1e-4][1] - 0.1, out  # slimmed, working
+    assert out[0.0][2] < out[1e-4][2] - 0.2, out  # without it the same slimming collapses
+
+
+def test_sparsity_training_pulls_as_hard_in_total_as_liu_et_al():
+    """lambda x the summed learning rate is Liu et al.'s, whatever the schedule's length."""
+    assert LIU_LR_SUM == pytest.approx(782 * 8.44)
+    for epochs, steps in ((30, 9), (160, 782), (1, 1)):
+        penalty, factory = sparsity_training(1e-4, epochs, steps)
+        opt = factory(nn.Linear(2, 2), TrainConfig())
+        lrs = []
+        for _ in range(epochs * steps):
+            opt.step()
+            lrs.append(opt.param_groups[0]["lr"])
+        assert penalty.lam * sum(lrs) == pytest.approx(1e-4 * LIU_LR_SUM, rel=1e-9)
+    with pytest.raises(ValueError, match="needs >= 1 step"):
+        sparsity_training(1e-4, 0, 5)
+
+
+def test_liu_sgd_follows_the_step_schedule_and_resumes_it():
+    """SGD, momentum 0.9, weight decay 1e-4, lr 0.1 x0.1 at 1/2 and 3/4 of the steps; the
+    step count travels in ``state_dict``, so a resumed run continues the schedule."""
+    opt = LiuSGD(nn.Linear(2, 2).parameters(), total_steps=8)
+    group = opt.param_groups[0]
+    assert (group["momentum"], group["weight_decay"]) == (0.9, 1e-4)
+    lrs = []
+    for _ in range(5):
+        opt.step()
+        lrs.append(group["lr"])
+    resumed = LiuSGD(nn.Linear(2, 2).parameters(), total_steps=8)
+    resumed.load_state_dict(opt.state_dict())
+    for _ in range(3):
+        resumed.step()
+        lrs.append(resumed.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    with pytest.raises(ValueError, match="total_steps"):
+        LiuSGD(nn.Linear(2, 2).parameters(), total_steps=0)
 
 
 # -- channel sparsity and MACs ---------------------------------------------------------------

@@ -36,6 +36,7 @@ __all__ = [
     "ATTACK_MOMENTUM",
     "ATTACK_WEIGHT_DECAY",
     "AttackMLP",
+    "FastDropout",
     "attack_init_",
     "lr_milestones",
     "member_probability",
@@ -84,6 +85,50 @@ def attack_init_(net: nn.Module) -> nn.Module:
     return net.apply(_init_module)
 
 
+#: Resolution of :class:`FastDropout`'s CPU mask: a drop probability ``p`` is realised as
+#: ``round(p * 2**16) / 2**16`` (0.2 -> 0.19999695), the kept values scaled to match.
+_MASK_LEVELS = 1 << 16
+
+
+class FastDropout(nn.Module):
+    """Inverted dropout, as :class:`torch.nn.Dropout`, with a mask drawn 4x cheaper on the CPU.
+
+    ``torch.nn.Dropout`` draws one 32-bit Mersenne-Twister number per element; on the
+    CPU that drawing was a fifth of the quick profile's attack-training time (notebook
+    00 under ``cProfile``: 49 s of 236 s). This layer draws 64 random bits per four
+    elements (``random_`` over the whole int64 range, read as int16) and keeps an
+    element when its 16 bits are at or above ``round(p * 2**16)`` of the 2**16 levels:
+    drop probability ``round(p * 2**16) / 2**16`` (for 0.2, 0.19999695), kept values
+    scaled by ``1 / (1 - that)``, so the expectation is exact. It draws from torch's
+    global generator, so :func:`train_attack_model`'s forked, seeded, checkpointed RNG
+    covers it. On other devices (CUDA) it is ``F.dropout``; in eval mode the identity.
+
+    Args:
+        p: drop probability, in [0, 1).
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+        self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        cut = min(round(self.p * _MASK_LEVELS), _MASK_LEVELS - 1)
+        words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64)
+        words.random_(-(1 << 63), (1 << 63) - 1)  # from = int64 min: every bit uniform
+        bits = words.view(torch.int16)[: x.numel()].view(x.shape)
+        keep = bits >= cut - _MASK_LEVELS // 2  # int16 runs from -2**15
+        return x * keep.to(x.dtype).mul_(_MASK_LEVELS / (_MASK_LEVELS - cut))
+
+
 class AttackMLP(nn.Sequential):
     """The attack MLP: in-512-256-128-2, ReLU, dropout 0.2 after the first two layers.
 
@@ -103,10 +148,10 @@ class AttackMLP(nn.Sequential):
         super().__init__(
             nn.Linear(in_features, 512),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            FastDropout(dropout),
             nn.Linear(512, 256),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            FastDropout(dropout),
             nn.Linear(256, 128),
             nn.ReLU(),
             nn.Linear(128, 2),

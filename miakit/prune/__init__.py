@@ -25,8 +25,8 @@ Methods (:data:`PRUNERS`):
   L1/L2 norm of each output filter (Li et al. 2017).
 - ``slimming``: network slimming (Liu et al. 2017), channels ranked by ``|gamma|`` of the
   BatchNorm layers, globally across layers. The pipeline prunes a model trained with
-  :func:`slimming_penalty` first (``ExperimentConfig.slimming_lambda``; 0: the paper's
-  plain model, which can collapse).
+  :func:`slimming_penalty` and Liu et al.'s optimizer first (:func:`sparsity_training`,
+  ``ExperimentConfig.slimming_lambda``; 0: the paper's plain model, which can collapse).
 
 Rounding and the realised sparsity: a layer of ``n`` weights (filters, channels) loses
 ``min(round(s * n), n - 1)`` of them, ``round`` being Python's (half to even), as in
@@ -108,7 +108,14 @@ from miakit.prune.methods import (
     l2_structured_masks,
 )
 from miakit.prune.registry import PRUNERS, PrunerSpec, prune_model
-from miakit.prune.slimming import SlimmingPenalty, slimming, slimming_masks, slimming_penalty
+from miakit.prune.slimming import (
+    LiuSGD,
+    SlimmingPenalty,
+    slimming,
+    slimming_masks,
+    slimming_penalty,
+    sparsity_training,
+)
 from miakit.prune.sparsity import SparsityReport, sparsity_report
 
 __all__ = [
@@ -137,6 +144,7 @@ __all__ = [
     "macs_left",
     "make_permanent",
     "masked_tensors",
+    "LiuSGD",
     "prune_model",
     "reapply_masks",
     "refresh_masked_tensors",
@@ -145,6 +153,7 @@ __all__ = [
     "slimming_masks",
     "slimming_penalty",
     "sparsity_report",
+    "sparsity_training",
     "strip_masks",
     "structured_sparsity",
 ]

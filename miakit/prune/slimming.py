@@ -3,15 +3,18 @@
 :func:`slimming_masks` ranks the scale ``gamma`` of every affine BatchNorm (globally by
 default, the original method) and masks the smallest channels' ``gamma`` and ``beta``;
 :func:`slimming` applies them in place. :func:`slimming_penalty` is the L1 penalty on
-``gamma`` that the method trains with before pruning.
+``gamma`` that the method trains with before pruning; :func:`sparsity_training` gives it
+with Liu et al.'s optimizer (:class:`LiuSGD`), scaled to a schedule of any length.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +24,15 @@ from miakit.prune._layers import BATCHNORM
 from miakit.prune.masks import Masks, apply_masks, check_unpruned
 from miakit.prune.methods import _add_mask, _count, check_sparsity
 
-__all__ = ["SlimmingPenalty", "slimming", "slimming_masks", "slimming_penalty"]
+__all__ = [
+    "LIU_LR_SUM",
+    "LiuSGD",
+    "SlimmingPenalty",
+    "slimming",
+    "slimming_masks",
+    "slimming_penalty",
+    "sparsity_training",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -146,3 +157,83 @@ def slimming_penalty(lam: float = 1e-4) -> SlimmingPenalty:
         >>> fit(model, train, dev, cfg, objective=slimming_penalty(1e-4))  # doctest: +SKIP
     """
     return SlimmingPenalty(lam)
+
+
+# ---------------------------------------------------------------------------
+# Liu et al.'s sparsity training, scaled to the schedule at hand
+# ---------------------------------------------------------------------------
+
+#: Liu et al.'s sparsity-training optimizer (their CIFAR runs): SGD, learning rate 0.1,
+#: momentum 0.9, weight decay 1e-4, the rate x0.1 at 1/2 and at 3/4 of training.
+LIU_LR, LIU_MOMENTUM, LIU_WEIGHT_DECAY = 0.1, 0.9, 1e-4
+
+#: Liu et al.'s learning rate summed over their steps: 160 epochs of 782 batches of 64
+#: CIFAR images at 0.1, 0.01, 0.001 for 80, 40, 40 epochs. ``lambda * LIU_LR_SUM`` is the
+#: total L1 pull the penalty puts on a ``gamma`` (0.66 at their lambda 1e-4).
+LIU_LR_SUM = 782 * (80 * 0.1 + 40 * 0.01 + 40 * 0.001)
+
+
+def _lr_factor(step: int, total: int) -> float:
+    """Liu et al.'s step schedule: 1, then 0.1 from half the steps, 0.01 from three quarters."""
+    return 1.0 if step < total / 2 else 0.1 if step < 3 * total / 4 else 0.01
+
+
+class LiuSGD(torch.optim.SGD):
+    """SGD with Liu et al.'s settings and step schedule over ``total_steps`` steps.
+
+    Momentum 0.9, weight decay 1e-4, learning rate ``lr`` (0.1) x0.1 at half and at
+    three quarters of ``total_steps``. The step count lives in the parameter groups, so
+    the optimizer's ``state_dict`` (the training checkpoint) carries it and a resumed
+    run continues the schedule exactly.
+    """
+
+    def __init__(self, params: Iterable[Any], total_steps: int, lr: float = LIU_LR) -> None:
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps!r}")
+        super().__init__(params, lr=lr, momentum=LIU_MOMENTUM, weight_decay=LIU_WEIGHT_DECAY)
+        for group in self.param_groups:
+            group.update(base_lr=lr, total_steps=total_steps, steps_done=0)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # noqa: D102
+        for group in self.param_groups:
+            group["lr"] = group["base_lr"] * _lr_factor(group["steps_done"], group["total_steps"])
+            group["steps_done"] += 1
+        return super().step(closure)
+
+
+def _liu_optimizer(model: nn.Module, cfg: Any, *, total_steps: int) -> torch.optim.Optimizer:
+    return LiuSGD([p for p in model.parameters() if p.requires_grad], total_steps)
+
+
+def sparsity_training(
+    lam: float, epochs: int, steps_per_epoch: int
+) -> tuple[SlimmingPenalty, Callable[[nn.Module, Any], torch.optim.Optimizer]]:
+    """Liu et al.'s sparsity training for a schedule of ``epochs x steps_per_epoch`` steps.
+
+    Returns ``(objective, optimizer_factory)`` for :func:`~miakit.train.fit`: the L1
+    penalty on ``gamma`` (:func:`slimming_penalty`) and their optimizer (:class:`LiuSGD`).
+    Liu et al. (2017) train with SGD, whose step on the penalty shrinks every ``gamma``
+    by ``lr * lambda``; over their 125,120 steps that adds up to ``lambda * LIU_LR_SUM``.
+    A schedule of a few hundred steps would pull hundreds of times less, and Adam (the
+    paper's optimizer) scales every coordinate's step to about ``lr``, so it shrinks
+    important and unimportant channels alike. Here ``lambda`` is scaled by
+    ``LIU_LR_SUM / sum(lr_t)`` over this schedule's steps, so the penalty pulls as hard
+    in total as in Liu et al.'s runs (x464 at 1e-4 for the schedule below). Measured on
+    the quick method comparison's victim (small_cnn, 7x7 mnist5k, 30 epochs, seed 0),
+    test accuracy of the base model and of slimming at 0.5 / 0.7 / 0.9 then the
+    half-length fine-tune, and the channels slimming at 0.7 keeps of 32 / 64 / 64:
+
+    - Adam, no penalty (the paper's variant): 0.915; 0.876 / 0.512 / 0.371; 1 / 1 / 46.
+    - this training at lambda 1e-4: 0.897; 0.899 / 0.915 / 0.230; 12 / 19 / 17.
+
+    Args:
+        lam: Liu et al.'s lambda (1e-4 in their CIFAR runs).
+        epochs: training epochs (the schedule's drops fall at 1/2 and 3/4 of them).
+        steps_per_epoch: batches per epoch.
+    """
+    total = epochs * steps_per_epoch
+    if total < 1:
+        raise ValueError(f"sparsity training needs >= 1 step, got {epochs} x {steps_per_epoch}")
+    lr_sum = LIU_LR * sum(_lr_factor(t, total) for t in range(total))
+    return SlimmingPenalty(lam * LIU_LR_SUM / lr_sum), partial(_liu_optimizer, total_steps=total)
