@@ -106,6 +106,9 @@ class ExperimentConfig:
             1e-3). Profiles with few attack epochs use a larger rate: at 1e-3 the
             attack MLP is still underfitted after 10 epochs on 18k shadow samples
             (quick profile: NN AUC 0.61 at 1e-3 vs 0.67 at 1e-2; SAMIA 0.79 either way).
+            The quick profile's 5 epochs at 2e-2 fit as well as 10 at 1e-2 in half the
+            time (victim pruned at 0.7, seed 0, AUC: NNCls 0.796 and 0.796, SAMIA 0.796
+            and 0.796; 5 epochs at 1e-2: NNCls 0.780).
     """
 
     dataset: str = "mnist1d"
@@ -346,8 +349,8 @@ PROFILES: dict[str, Profile] = {
                 num_references=16,
                 seeds=3,
                 train=TrainConfig(epochs=60, patience=10),
-                attack_epochs=10,
-                attack_lr=1e-2,
+                attack_epochs=5,
+                attack_lr=2e-2,
             ),
             Grid(
                 sparsities=(0.5, 0.7, 0.9),

@@ -574,3 +574,22 @@ def test_finetune_reports_a_lost_mask(train: Data, dev: Data, monkeypatch) -> No
     model = prune_model(mlp(seed=10), "l1_unstructured", 0.5)
     with pytest.raises(RuntimeError, match="lost pruning masks"):
         finetune(model, train, dev, TrainConfig(epochs=1, patience=0), device="cpu")
+
+
+def test_cached_rdp_epsilon_is_the_accountants() -> None:
+    """The per-epoch epsilon from the cached one-step RDP equals Opacus's accountant's."""
+    import warnings
+
+    from opacus.accountants import RDPAccountant
+
+    from miakit.defenses._dp_loop import _RDP_ORDERS, rdp_epsilon
+
+    accountant = RDPAccountant()
+    assert rdp_epsilon(accountant.history, 1e-5) == 0.0
+    for sigma, q, steps in ((1.0, 0.07, 30), (0.1, 0.07, 8), (1.0, 0.07, 12), (0.5, 0.2, 3)):
+        for _ in range(steps):
+            accountant.step(noise_multiplier=sigma, sample_rate=q)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = accountant.get_epsilon(delta=1e-5, alphas=_RDP_ORDERS)
+        assert rdp_epsilon(accountant.history, 1e-5) == pytest.approx(expected, rel=1e-12)
