@@ -139,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         parameters={"device": args.device},
         output_dir=args.runs,
         progress=not args.quiet,
+        jobs=args.jobs,
     )
     for book, path in zip(books, done, strict=True):
         print(f"  executed {path}")
@@ -243,6 +244,16 @@ def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return number
+
+
 def _comma_list(value: str) -> list[str]:
     return [x.strip() for x in value.split(",") if x.strip()]
 
@@ -271,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write each run's outputs back into the notebook, clean for git",
     )
     run.add_argument("--runs", default="runs", help="where executed copies go (runs/<profile>/)")
+    run.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="notebooks executed at once, sharing the CPUs and the cache (default 1)",
+    )
     run.set_defaults(func=_run)
 
     sig = sub.add_parser(

@@ -72,6 +72,7 @@ CASES: list[tuple[str, list[str], Setup, str]] = [
     ("cuda-missing", ["--device", "cuda:7"], _nothing, "cuda"),
     ("unknown-profile", ["--profile", "huge"], _nothing, "invalid choice: 'huge'"),
     ("unknown-flag", ["--frobnicate"], _nothing, "unrecognized arguments"),
+    ("zero-jobs", ["--jobs", "0"], _nothing, "--jobs: expected an integer >= 1, got '0'"),
     ("cache-is-a-file", [], _cache_is_a_file, "cachefile"),
     ("garbage-purchase100", [], _garbage_purchase, "dataset_purchase.tgz"),
     ("garbage-cifar", [], _garbage_cifar, "data_batch_1"),

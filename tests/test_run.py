@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from miakit.run import find_notebooks, store_outputs
+from miakit.run import NotebookError, find_notebooks, run_notebooks, start_order, store_outputs
 
 
 def _book(cells: list[dict], **meta: object) -> dict:
@@ -74,3 +74,50 @@ def test_store_outputs_keeps_prose_edited_after_the_run(tmp_path: Path) -> None:
     executed.write_text(json.dumps(_book([{**md, "source": ["old prose"]}, _code("a = 1")])))
     store_outputs(executed, target)
     assert json.loads(target.read_text())["cells"][0]["source"] == ["new prose"]
+
+
+def _timed_book(path: Path, log: Path, *, fail: bool = False) -> Path:
+    """A notebook that logs its start and end times and sleeps between them."""
+    src = (
+        "import json, time\n"
+        f"start = time.time(); time.sleep(2.0)\n"
+        f"open({str(log)!r}, 'a').write(json.dumps([{path.name!r}, start, time.time()]) + '\\n')\n"
+        + ("raise ValueError('broken on purpose')\n" if fail else "")
+    )
+    params = _code("profile = 'smoke'", tags=["parameters"])
+    path.write_text(json.dumps(_book([params, _code(src)], kernelspec=_KERNEL)))
+    return path
+
+
+_KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def test_parallel_runs_overlap_record_durations_and_start_the_longest_first(tmp_path) -> None:
+    """``jobs=2`` runs two kernels at once; each notebook's seconds land in durations.json,
+    and the next parallel run starts the longest one first."""
+    log = tmp_path / "log.jsonl"
+    books = [_timed_book(tmp_path / f"0{i}_book.ipynb", log) for i in range(3)]
+    done = run_notebooks(books, profile="smoke", output_dir=tmp_path / "runs", jobs=2)
+    assert done == [tmp_path / "runs" / "smoke" / b.name for b in books]
+    assert all(p.is_file() for p in done)
+    spans = [json.loads(line)[1:] for line in log.read_text().splitlines()]
+    assert len(spans) == 3
+    overlapping = [(a, b) for a in spans for b in spans if a < b and b[0] < a[1]]
+    assert overlapping, spans  # some two ran at the same time
+    durations = json.loads((tmp_path / "runs" / "smoke" / "durations.json").read_text())
+    assert sorted(durations) == [b.name for b in books]
+    assert all(2.0 <= d < 120 for d in durations.values())
+    known = {"00_book.ipynb": 5.0, "02_book.ipynb": 50.0}
+    assert start_order(books, known) == [books[1], books[2], books[0]]
+
+
+def test_a_failing_parallel_notebook_is_one_clear_error(tmp_path) -> None:
+    log = tmp_path / "log.jsonl"
+    books = [
+        _timed_book(tmp_path / "00_ok.ipynb", log),
+        _timed_book(tmp_path / "01_bad.ipynb", log, fail=True),
+    ]
+    with pytest.raises(NotebookError, match=r"01_bad\.ipynb failed at .*ValueError: broken"):
+        run_notebooks(books, profile="smoke", output_dir=tmp_path / "runs", jobs=2)
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
+        run_notebooks(books, profile="smoke", output_dir=tmp_path / "runs", jobs=0)
