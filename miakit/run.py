@@ -8,12 +8,12 @@ with the profile and parameters injected after each notebook's ``parameters`` ce
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def run_notebooks(
     ``MIAKIT_PROFILE`` is set for the kernel too. The seconds each took are kept in
     ``output_dir/<profile>/durations.json``.
 
-    With ``jobs > 1``, that many kernels run at once (a thread per kernel waits on it),
+    With ``jobs > 1``, that many kernels run at once (a process per kernel waits on it),
     started longest first by the last run's durations (:func:`start_order`). They share
     the artifact cache, whose locks make two kernels needing one artifact compute it once,
     and the thread budget (:mod:`miakit.threads`) splits the CPUs between them, so on 2
@@ -114,65 +114,72 @@ def run_notebooks(
             ``jobs > 1`` the kernels already running finish first, none starts after.
         ValueError: ``jobs`` is not an integer >= 1.
     """
-    import papermill as pm
-
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1 (kernels at once), got {jobs!r}")
-    out = Path(output_dir) / profile
+    out = (Path(output_dir) / profile).resolve()
     out.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, **dict(parameters or {})}
-
-    def execute(nb: Path) -> Path:
-        target = out / nb.name
-        start = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(target),
-                parameters=params,
-                cwd=str(nb.parent),
-                progress_bar=progress and jobs == 1,
-                kernel_name="python3",
-            )
-        except pm.PapermillExecutionError as err:
-            first = str(err.evalue).strip().splitlines()
-            raise NotebookError(
-                f"notebook {nb.name} failed at In [{err.exec_count}]: {err.ename}: "
-                f"{first[0] if first else ''} (the executed copy with the full "
-                f"traceback is {target})"
-            ) from None
-        seconds = time.perf_counter() - start
-        with lock:
-            _record_duration(out, nb.name, seconds)
-            if jobs > 1:
-                print(f"  {nb.name} done in {seconds:.0f} s", flush=True)
-        return target
-
-    lock = threading.Lock()
+    books = [Path(nb).resolve() for nb in notebooks]  # papermill changes the process's cwd
     old = os.environ.get("MIAKIT_PROFILE")
     os.environ["MIAKIT_PROFILE"] = profile
     try:
         if jobs == 1:
-            return [execute(nb) for nb in notebooks]
-        order = start_order(notebooks, _read_durations(out))
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {nb: pool.submit(execute, nb) for nb in order}
-            for future in as_completed(futures.values()):
-                if future.exception() is not None:
-                    for pending in futures.values():
+            for nb in books:
+                seconds = _execute(nb, out / nb.name, params, progress)
+                _record_duration(out, nb.name, seconds)
+            return [out / nb.name for nb in books]
+        # one process per running notebook: papermill chdirs into the notebook's folder
+        # while it starts the kernel, and the working directory is per process
+        context = multiprocessing.get_context("spawn")  # the parent's torch threads stay put
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {
+                pool.submit(_execute, nb, out / nb.name, params, False): nb
+                for nb in start_order(books, _read_durations(out))
+            }
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is not None:
+                    for pending in futures:
                         pending.cancel()  # the running ones finish; no new one starts
                     break
-        failed = [
-            f for f in (futures[nb] for nb in notebooks) if not f.cancelled() and f.exception()
-        ]
-        if failed:
-            raise failed[0].exception()  # type: ignore[misc]
-        return [futures[nb].result() for nb in notebooks]
+                nb = futures[future]
+                _record_duration(out, nb.name, future.result())
+                print(f"  {nb.name} done in {future.result():.0f} s", flush=True)
+        by_book = {nb: f for f, nb in futures.items()}
+        ran = [by_book[nb] for nb in books if not by_book[nb].cancelled()]
+        errors = [f.exception() for f in ran if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]  # the first failed one in reading order
+        return [out / nb.name for nb in books]
     finally:
         if old is None:
             os.environ.pop("MIAKIT_PROFILE", None)
         else:
             os.environ["MIAKIT_PROFILE"] = old
+
+
+def _execute(nb: Path, target: Path, params: Mapping[str, Any], progress: bool) -> float:
+    """Execute one notebook with papermill into ``target``; the seconds it took."""
+    import papermill as pm
+
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(nb),
+            str(target),
+            parameters=dict(params),
+            cwd=str(nb.parent),
+            progress_bar=progress,
+            kernel_name="python3",
+        )
+    except pm.PapermillExecutionError as err:
+        first = str(err.evalue).strip().splitlines()
+        raise NotebookError(
+            f"notebook {nb.name} failed at In [{err.exec_count}]: {err.ename}: "
+            f"{first[0] if first else ''} (the executed copy with the full "
+            f"traceback is {target})"
+        ) from None
+    return time.perf_counter() - start
 
 
 def store_outputs(executed: str | Path, target: str | Path) -> Path:

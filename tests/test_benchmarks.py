@@ -93,3 +93,25 @@ def test_bench_many_times_both_ways_and_prints_ratio_last(capsys) -> None:
     last = re.fullmatch(r"ratio: ([0-9]+\.[0-9]{2})", lines[-1])
     assert last is not None, lines[-1]
     assert float(last.group(1)) > 0
+
+
+def test_bench_samia_small_times_both_loops_and_ends_with_their_ratio(capsys) -> None:
+    path = ROOT / "benchmarks" / "bench_samia.py"
+    spec = importlib.util.spec_from_file_location("bench_samia", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--small"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    seconds = {}
+    for line in lines:
+        found = re.match(r"(textbook|miakit)\s+([0-9.]+) s", line)
+        if found:
+            seconds[found.group(1)] = float(found.group(2))
+    assert set(seconds) == {"textbook", "miakit"} and all(s > 0 for s in seconds.values())
+    last = re.fullmatch(r"ratio: ([0-9]+\.[0-9]{2})", lines[-1])
+    assert last is not None, lines[-1]
+    assert float(last.group(1)) == pytest.approx(seconds["textbook"] / seconds["miakit"], rel=0.02)
+    # the textbook network is SAMIA's: same parameter count as miakit's
+    ours = sum(p.numel() for p in bench.SAMIANet(bench.K).parameters())
+    assert sum(p.numel() for p in bench.TextbookSAMIA().parameters()) == ours

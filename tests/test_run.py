@@ -92,12 +92,18 @@ def _timed_book(path: Path, log: Path, *, fail: bool = False) -> Path:
 _KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
-def test_parallel_runs_overlap_record_durations_and_start_the_longest_first(tmp_path) -> None:
-    """``jobs=2`` runs two kernels at once; each notebook's seconds land in durations.json,
-    and the next parallel run starts the longest one first."""
+def test_parallel_runs_overlap_record_durations_and_start_the_longest_first(
+    tmp_path, monkeypatch
+) -> None:
+    """``jobs=2`` runs two kernels at once, given relative paths as the command line gives
+    them (papermill changes the working directory while it starts a kernel); each
+    notebook's seconds land in durations.json, and the next parallel run starts the
+    longest one first."""
     log = tmp_path / "log.jsonl"
-    books = [_timed_book(tmp_path / f"0{i}_book.ipynb", log) for i in range(3)]
-    done = run_notebooks(books, profile="smoke", output_dir=tmp_path / "runs", jobs=2)
+    (tmp_path / "nbs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    books = [_timed_book(Path("nbs") / f"0{i}_book.ipynb", log) for i in range(3)]
+    done = run_notebooks(books, profile="smoke", output_dir="runs", jobs=2)
     assert done == [tmp_path / "runs" / "smoke" / b.name for b in books]
     assert all(p.is_file() for p in done)
     spans = [json.loads(line)[1:] for line in log.read_text().splitlines()]
@@ -107,6 +113,7 @@ def test_parallel_runs_overlap_record_durations_and_start_the_longest_first(tmp_
     durations = json.loads((tmp_path / "runs" / "smoke" / "durations.json").read_text())
     assert sorted(durations) == [b.name for b in books]
     assert all(2.0 <= d < 120 for d in durations.values())
+    assert Path.cwd() == tmp_path
     known = {"00_book.ipynb": 5.0, "02_book.ipynb": 50.0}
     assert start_order(books, known) == [books[1], books[2], books[0]]
 
