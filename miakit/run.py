@@ -188,8 +188,10 @@ def store_outputs(executed: str | Path, target: str | Path) -> Path:
     The cell sources of ``target`` are kept; the outputs and execution counts come from
     ``executed``, a papermill run of the same code cells (markdown edited since the run
     is kept: prose does not change outputs). papermill's metadata, its
-    timing records and the injected-parameters cell are dropped, so the stored notebook
-    holds the outputs of a run and nothing of the machine that ran it.
+    timing records, the injected-parameters cell and the stderr streams (a run's log:
+    warnings, such as a parallel run's "waiting for ... being computed by pid", with the
+    machine's paths) are dropped, so the stored notebook holds the outputs of a run and
+    nothing of the machine that ran it.
 
     Raises:
         ValueError: the two notebooks' cells do not match (``executed`` is a run of
@@ -213,7 +215,11 @@ def store_outputs(executed: str | Path, target: str | Path) -> Path:
         )
     for mine, ran in zip(book["cells"], cells, strict=True):
         if mine["cell_type"] == "code":
-            mine["outputs"] = ran.get("outputs", [])
+            mine["outputs"] = [
+                o
+                for o in ran.get("outputs", [])
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
             mine["execution_count"] = ran.get("execution_count")
         for key in ("papermill", "execution"):
             mine["metadata"].pop(key, None)

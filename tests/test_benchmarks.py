@@ -15,15 +15,19 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    path = ROOT / "benchmarks" / "gpu_resnet18.py"
-    spec = importlib.util.spec_from_file_location("gpu_resnet18", path)
+def _load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return _load_benchmark("gpu_resnet18")
 
 
 def test_smoke_run_prints_both_loops_and_ratio_last(bench, capsys) -> None:
@@ -96,11 +100,7 @@ def test_bench_many_times_both_ways_and_prints_ratio_last(capsys) -> None:
 
 
 def test_bench_samia_small_times_both_loops_and_ends_with_their_ratio(capsys) -> None:
-    path = ROOT / "benchmarks" / "bench_samia.py"
-    spec = importlib.util.spec_from_file_location("bench_samia", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _load_benchmark("bench_samia")
     bench.main(["--small"])
     lines = capsys.readouterr().out.strip().splitlines()
     seconds = {}

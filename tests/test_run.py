@@ -29,11 +29,20 @@ def test_store_outputs_keeps_sources_and_drops_papermill(tmp_path: Path) -> None
     target = tmp_path / "00_x.ipynb"
     target.write_text(json.dumps(_book([_code("a = 1"), _code("print(a)")])))
     out = {"output_type": "stream", "name": "stdout", "text": ["1\n"]}
+    log = {  # a parallel run's lock wait: a log line naming the machine, not a result
+        "output_type": "stream",
+        "name": "stderr",
+        "text": ["/root/lib/contextlib.py:137: CacheWarning: waiting for model 3880 (pid 1)\n"],
+    }
     ran = _book(
         [
             _code("a = 1", papermill={"duration": 1}),
             _code("a = 2", tags=["injected-parameters"]),
-            {**_code("print(a)", execution={"t": 0}), "outputs": [out], "execution_count": 3},
+            {
+                **_code("print(a)", execution={"t": 0}),
+                "outputs": [log, out],
+                "execution_count": 3,
+            },
         ],
         papermill={"parameters": {}},
     )
