@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
+from miakit.attacks.attack_net import FastDropout
 from miakit.data import Data
 from miakit.defenses import (
     DEFENSES,
@@ -294,7 +295,7 @@ def test_inference_model_is_the_authors_miafc() -> None:
         assert shapes == [(2 * k, 512), (512, 256), (256, 128), (128, 2)]
         want = sum((i + 1) * o for i, o in shapes)
         assert sum(p.numel() for p in h.parameters()) == want
-        assert [m.p for m in h.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.2]
+        assert [m.p for m in h.modules() if isinstance(m, FastDropout)] == [0.2, 0.2]
         assert sum(isinstance(m, nn.ReLU) for m in h.modules()) == 3
         assert all((m.bias == 0).all() for m in linears)  # Xavier-normal, zero bias
         w = linears[0].weight
