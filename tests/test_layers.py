@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "finetune_curve": 6,
     "export": 6,
     "run": 7,
+    "gridfile": 7,
     "cli": 7,
 }
 
