@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from miakit import cachetool, claims, gridfile, tables
+from miakit import cachetool, claims, launch, tables
 from miakit._util import close_progress_bars
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.set_defaults(func=_claims)
 
     cachetool.add_parser(sub, is_current=_is_current)
-    gridfile.add_parser(sub)
+    launch.add_parser(sub)
     return parser
 
 

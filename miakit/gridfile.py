@@ -265,32 +265,3 @@ def load_grid(path: str | Path, notebooks_dir: str | Path = "notebooks") -> Grid
             bad = next((k for k in run.settings if k in str(err)), next(iter(run.settings)))
             raise fail(keys_of.get(bad, ("settings",)), str(err)) from None
     return grid
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _sweep_cmd(args: Any) -> int:
-    grid = load_grid(args.grid, args.notebooks)
-    runs = grid.runs()
-    if not args.dry_run:
-        raise GridError(
-            f"{grid.path}: executing a sweep (the local and Slurm backends) is not built yet; "
-            "--dry-run lists its runs"
-        )
-    print(f"grid {grid.name}: {len(runs)} run(s) into runs/{grid.name}/<run-id>/")
-    for run in runs:
-        fields = {**run.parameters, **{f"settings.{k}": v for k, v in run.settings.items()}}
-        shown = " ".join(f"{k}={json.dumps(v)}" for k, v in fields.items())
-        print(f"  {run.run_id}  {run.notebook.name}  {shown}")
-    return 0
-
-
-def add_parser(subparsers: Any) -> Any:
-    """``miakit sweep GRID.yaml --dry-run``: check a grid file and list its runs."""
-    sweep = subparsers.add_parser("sweep", help="check a grid file and list its runs")
-    sweep.add_argument("grid", help="the grid file (YAML), e.g. sweeps/quick.yaml")
-    sweep.add_argument("--dry-run", action="store_true", help="list the runs, execute nothing")
-    sweep.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
-    sweep.set_defaults(func=_sweep_cmd)
-    return sweep

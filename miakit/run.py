@@ -17,7 +17,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NotebookError", "find_notebooks", "run_notebooks", "start_order", "store_outputs"]
+__all__ = [
+    "NotebookError",
+    "execute_notebook",
+    "find_notebooks",
+    "run_notebooks",
+    "start_order",
+    "store_outputs",
+]
 
 
 class NotebookError(RuntimeError):
@@ -125,7 +132,7 @@ def run_notebooks(
     try:
         if jobs == 1:
             for nb in books:
-                seconds = _execute(nb, out / nb.name, params, progress)
+                seconds = execute_notebook(nb, out / nb.name, params, progress)
                 _record_duration(out, nb.name, seconds)
             return [out / nb.name for nb in books]
         # one process per running notebook: papermill chdirs into the notebook's folder
@@ -133,7 +140,7 @@ def run_notebooks(
         context = multiprocessing.get_context("spawn")  # the parent's torch threads stay put
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = {
-                pool.submit(_execute, nb, out / nb.name, params, False): nb
+                pool.submit(execute_notebook, nb, out / nb.name, params, False): nb
                 for nb in start_order(books, _read_durations(out))
             }
             for future in as_completed(futures):
@@ -158,20 +165,35 @@ def run_notebooks(
             os.environ["MIAKIT_PROFILE"] = old
 
 
-def _execute(nb: Path, target: Path, params: Mapping[str, Any], progress: bool) -> float:
-    """Execute one notebook with papermill into ``target``; the seconds it took."""
+def execute_notebook(
+    nb: Path,
+    target: Path,
+    params: Mapping[str, Any],
+    progress: bool = False,
+    log: Path | None = None,
+) -> float:
+    """Execute one notebook with papermill into ``target``; the seconds it took. With
+    ``log``, the kernel's stdout and stderr are written there as the cells run."""
+    import contextlib
+
     import papermill as pm
 
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(nb),
-            str(target),
-            parameters=dict(params),
-            cwd=str(nb.parent),
-            progress_bar=progress,
-            kernel_name="python3",
-        )
+        with contextlib.ExitStack() as stack:
+            streams = {}
+            if log is not None:
+                out = stack.enter_context(open(log, "w"))
+                streams = {"log_output": True, "stdout_file": out, "stderr_file": out}
+            pm.execute_notebook(
+                str(nb),
+                str(target),
+                parameters=dict(params),
+                cwd=str(nb.parent),
+                progress_bar=progress,
+                kernel_name="python3",
+                **streams,
+            )
     except pm.PapermillExecutionError as err:
         first = str(err.evalue).strip().splitlines()
         raise NotebookError(

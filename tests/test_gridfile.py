@@ -90,11 +90,11 @@ def test_a_bad_grid_file_is_one_error_naming_the_line_and_key(
     assert len(lines) == 1 and message in lines[0], lines
 
 
-def test_dry_run_lists_every_run_and_running_without_it_says_what_is_missing(capsys) -> None:
+def test_dry_run_lists_every_run_and_the_slurm_backend_says_it_is_missing(capsys) -> None:
     grid = str(ROOT / "sweeps" / "quick.yaml")
     assert main(["sweep", grid, "--dry-run", "--notebooks", str(NOTEBOOKS)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "grid quick: 2 run(s) into runs/quick/<run-id>/"
     assert all("04_attacks_on_pruned_models.ipynb" in line for line in out[1:]) and len(out) == 3
-    assert main(["sweep", grid, "--notebooks", str(NOTEBOOKS)]) == 2
-    assert "not built yet" in capsys.readouterr().err
+    assert main(["sweep", grid, "--backend", "slurm", "--notebooks", str(NOTEBOOKS)]) == 2
+    assert "the slurm backend is not built yet" in capsys.readouterr().err

@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "export": 6,
     "run": 7,
     "gridfile": 7,
+    "launch": 7,
     "cli": 7,
 }
 
