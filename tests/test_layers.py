@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "run": 7,
     "gridfile": 7,
     "launch": 7,
+    "collect": 7,
     "cli": 7,
 }
 
