@@ -65,7 +65,9 @@ class Run:
         with a hash of everything when it would be long (ids stay unique and stable)."""
         parts = [self.notebook.name[:2]]
         for key, value in sorted({**self.parameters, **self.settings}.items()):
-            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            text = (
+                value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+            )
             parts.append(f"{key}={text}")
         readable = re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", "-".join(parts))
         if len(readable) <= 80:
@@ -257,11 +259,14 @@ def load_grid(path: str | Path, notebooks_dir: str | Path = "notebooks") -> Grid
     keys_of: dict[str, tuple[str, ...]] = {k: ("settings", k) for k in settings}
     for source, keys in (("product", product), *((f"zip.{i}", g) for i, g in enumerate(zipped))):
         for k in keys:
-            keys_of[k[len(_SETTING) :]] = (*source.split("."), k)
-    for run in grid.runs():  # every setting the runs would give the config, checked now
+            if k.startswith(_SETTING):
+                keys_of[k[len(_SETTING) :]] = (*source.split("."), k)
+    # every settings combination the runs would give the config, each checked once, now
+    combos = {json.dumps(r.settings, sort_keys=True, default=str): r.settings for r in grid.runs()}
+    for combo in combos.values():
         try:
-            ExperimentConfig().with_overrides(**run.settings)
+            ExperimentConfig().with_overrides(**combo)
         except (TypeError, ValueError) as err:
-            bad = next((k for k in run.settings if k in str(err)), next(iter(run.settings)))
+            bad = next((k for k in combo if k in str(err)), next(iter(combo)))
             raise fail(keys_of.get(bad, ("settings",)), str(err)) from None
     return grid

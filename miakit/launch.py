@@ -74,7 +74,6 @@ def _gpus() -> list[str]:
 def _run_one(run: Run, folder: Path, env: Mapping[str, str]) -> float:
     """One run in this (fresh) process: its environment, then papermill; seconds taken."""
     os.environ.update(env)
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / run.notebook.name
     return execute_notebook(run.notebook, target, run.parameters, log=folder / "log.txt")
 
@@ -103,9 +102,10 @@ def launch(
     runs = grid.runs()
     folders = {run.run_id: root / run.run_id for run in runs}
     report = LaunchReport([], [], {})
+    states = {run_id: run_state(folder) for run_id, folder in folders.items()}
     todo: list[Run] = []
     for run in runs:
-        state = run_state(folders[run.run_id])
+        state = states[run.run_id]
         if state["state"] == "done" or (state["state"] == "failed" and not retry_failed):
             report.skipped.append(run.run_id)
             if state["state"] == "failed":
@@ -120,11 +120,15 @@ def launch(
                 "notebook": run.notebook.name,
                 "parameters": dict(run.parameters),
                 "settings": dict(run.settings),
-                **run_state(folders[run.run_id]),
+                **states[run.run_id],
             }
             for run in runs
         ]
         _write_json(root / "manifest.json", {"grid": str(grid.path), "runs": rows})
+
+    def set_state(run_id: str, state: dict[str, Any]) -> None:
+        states[run_id] = state
+        _write_json(folders[run_id] / _STATE, state)
 
     threads = max(1, available_cpus() // max_parallel)
     gpus = _gpus()
@@ -137,15 +141,15 @@ def launch(
             **base,
             "MIAKIT_FIGURES": str(folders[run.run_id] / "figures"),
             "MIAKIT_SET": json.dumps(dict(run.settings)),
-            "MIAKIT_PROFILE": str(run.parameters.get("profile", "quick")),
         }
+        if "profile" in run.parameters:
+            env["MIAKIT_PROFILE"] = str(run.parameters["profile"])
         env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)] if gpus else ""
         return env
 
     for run in todo:
-        folder = folders[run.run_id]
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_json(folder / _STATE, {"state": "running", "started": time.time()})
+        folders[run.run_id].mkdir(parents=True, exist_ok=True)
+        set_state(run.run_id, {"state": "running", "started": time.time()})
     manifest()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max_parallel, mp_context=context) as pool:
@@ -155,14 +159,13 @@ def launch(
         }
         for future in as_completed(futures):
             run = futures[future]
-            folder = folders[run.run_id]
             error = future.exception()
             if error is None:
-                _write_json(folder / _STATE, {"state": "done", "seconds": future.result()})
+                set_state(run.run_id, {"state": "done", "seconds": future.result()})
                 report.done.append(run.run_id)
             else:
                 message = str(error) if isinstance(error, NotebookError) else repr(error)
-                _write_json(folder / _STATE, {"state": "failed", "error": message})
+                set_state(run.run_id, {"state": "failed", "error": message})
                 report.failed[run.run_id] = message
             manifest()
     return report
@@ -193,7 +196,7 @@ def _sweep_cmd(args: Any) -> int:
         raise GridError(f"{grid.path}: the {args.backend} backend is not built yet; use local")
     report = launch(grid, args.runs, max_parallel=args.max_parallel, retry_failed=args.retry_failed)
     print(
-        f"grid {grid.name}: {len(report.done)} done, {len(report.skipped)} skipped (done "
+        f"grid {grid.name}: {len(report.done)} done, {len(report.skipped)} skipped (finished "
         f"before), {len(report.failed)} failed; runs in {args.runs}/{grid.name}/"
     )
     for run_id, error in report.failed.items():

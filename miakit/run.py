@@ -71,11 +71,12 @@ def _read_durations(out: Path) -> dict[str, float]:
 
 
 def _record_duration(out: Path, name: str, seconds: float) -> None:
+    from miakit._util import atomic_write
+
     durations = _read_durations(out)
     durations[name] = round(seconds, 1)
-    tmp = _durations_file(out).with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(durations, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, _durations_file(out))
+    text = json.dumps(durations, indent=1, sort_keys=True) + "\n"
+    atomic_write(_durations_file(out), lambda tmp: tmp.write_text(text))
 
 
 def start_order(notebooks: Sequence[Path], durations: Mapping[str, float]) -> list[Path]:
