@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from miakit.launch import run_state
+from miakit.runfolder import run_state
 
 __all__ = ["collect"]
 

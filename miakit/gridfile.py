@@ -12,12 +12,14 @@ config settings and parameter axes; :func:`load_grid` reads and checks it and
       sparsity: [0.5, 0.7]
     zip:                           # groups of equally long lists, stepped together
       - {dataset: [mnist1d, mnist5k], arch: [mlp, small_cnn]}
+    slurm: {partition: gpu, gpus_per_node: 1, timeout_min: 600}   # see SLURM_KEYS
 
 The runs are ``notebooks x product x zip groups``. An axis key is a notebook parameter
 (every listed notebook must have it in its ``parameters`` cell), or ``settings.<field>``
 for a config setting. Every error names the file, the line and the key, and is raised
 before any run starts: malformed YAML, an unknown top-level key, an unknown notebook or
-parameter, an empty axis, zipped lists of different lengths, a setting the config refuses.
+parameter, an empty axis, zipped lists of different lengths, a setting the config refuses,
+an unknown or mistyped Slurm resource.
 """
 
 from __future__ import annotations
@@ -35,9 +37,24 @@ from typing import Any
 from miakit.config import ExperimentConfig
 from miakit.run import find_notebooks
 
-__all__ = ["GridError", "GridFile", "Run", "load_grid", "notebook_parameters"]
+__all__ = ["SLURM_KEYS", "GridError", "GridFile", "Run", "load_grid", "notebook_parameters"]
 
-_TOP_KEYS = ("name", "notebooks", "parameters", "settings", "product", "zip")
+_TOP_KEYS = ("name", "notebooks", "parameters", "settings", "product", "zip", "slurm")
+
+#: The resources a grid file's ``slurm:`` mapping may name (:mod:`miakit.slurm`), by type.
+SLURM_KEYS: dict[str, type | tuple[type, ...]] = {
+    "partition": str,
+    "account": str,
+    "qos": str,
+    "constraint": str,
+    "gpus_per_node": int,
+    "cpus_per_task": int,
+    "mem_gb": (int, float),
+    "timeout_min": int,
+    "array_parallelism": int,
+    "setup": list,
+    "additional_parameters": dict,
+}
 _SETTING = "settings."
 
 
@@ -87,6 +104,7 @@ class GridFile:
     settings: Mapping[str, Any]
     product: Mapping[str, tuple[Any, ...]]
     zipped: tuple[Mapping[str, tuple[Any, ...]], ...]
+    slurm: Mapping[str, Any] = field(default_factory=dict)
 
     def runs(self) -> list[Run]:
         """Every run: each notebook at every combination of the axes, in file order."""
@@ -151,6 +169,11 @@ def _lines(text: str) -> dict[tuple[str, ...], int]:
     if root is not None:
         walk(root, ())
     return lines
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
 
 
 def load_grid(path: str | Path, notebooks_dir: str | Path = "notebooks") -> GridFile:
@@ -255,7 +278,14 @@ def load_grid(path: str | Path, notebooks_dir: str | Path = "notebooks") -> Grid
             raise fail(("zip", str(i)), f"zipped lists differ in length: {lengths}")
         zipped.append(lists)
 
-    grid = GridFile(file, name, tuple(books), parameters, settings, product, tuple(zipped))
+    slurm = mapping("slurm")
+    for key, value in slurm.items():
+        kind = SLURM_KEYS.get(key)
+        if kind is None:
+            raise fail(("slurm", key), f"unknown Slurm resource; known: {', '.join(SLURM_KEYS)}")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise fail(("slurm", key), f"must be of type {_type_name(kind)}, got {value!r}")
+    grid = GridFile(file, name, tuple(books), parameters, settings, product, tuple(zipped), slurm)
     keys_of: dict[str, tuple[str, ...]] = {k: ("settings", k) for k in settings}
     for source, keys in (("product", product), *((f"zip.{i}", g) for i, g in enumerate(zipped))):
         for k in keys:

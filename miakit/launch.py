@@ -1,68 +1,168 @@
-"""Executing a sweep's runs on this machine: the local backend of ``miakit sweep`` (issue 14).
+"""Executing a sweep's runs: ``miakit sweep`` and its local backend (issue 14).
 
-:func:`launch` runs every :class:`~miakit.gridfile.Run` of a grid file with papermill, each
-in its own process, into a folder a person can browse::
+:class:`Sweep` plans a grid file's runs into a folder a person can browse
+(``runs/<grid>/manifest.json`` with every run's parameters and state, and one
+:mod:`miakit.runfolder` per run). A run whose state is done is skipped; a failed one is
+reported and skipped unless ``retry_failed``; a killed one (its process died: a signal,
+the OOM killer, a time limit) or one left ``running`` by a dead process runs again; one
+that a live process executes (another sweep, another host) is left to it.
 
-    runs/<grid>/manifest.json            every run's id, notebook, parameters and state
-    runs/<grid>/<run-id>/<notebook>      the executed notebook
-    runs/<grid>/<run-id>/log.txt         the kernel's stdout and stderr
-    runs/<grid>/<run-id>/figures/        the run's tables (CSV) and figures (MIAKIT_FIGURES)
-    runs/<grid>/<run-id>/state.json      done / failed (with the error) / running
-
-A run whose ``state.json`` says done is skipped; a failed one is reported and skipped
-unless ``retry_failed``; one left ``running`` by a killed sweep runs again. Runs share
-the artifact cache, whose locks make two runs needing one model train it once. With
-``max_parallel`` runs at once, each gets ``cores / max_parallel`` CPU threads
-(``MIAKIT_THREADS``) and, where GPUs are present, one GPU by rotation
-(``CUDA_VISIBLE_DEVICES``).
+:func:`launch` is the local backend: each run is one ``python -m miakit.runfolder``
+process, watched directly, at most ``max_parallel`` at once, each with
+``cores / max_parallel`` CPU threads (``MIAKIT_THREADS``) and, where GPUs are present,
+the least-loaded GPU (``CUDA_VISIBLE_DEVICES``; several runs share a GPU when
+``max_parallel`` exceeds the GPUs). The Slurm backend is :mod:`miakit.slurm`. Runs share
+the artifact cache, whose locks make two runs needing one model train it once.
 """
 
 from __future__ import annotations
 
-import json
-import multiprocessing
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from miakit._util import atomic_write
-from miakit.gridfile import GridError, GridFile, Run, load_grid
-from miakit.run import NotebookError, execute_notebook
+from miakit._util import progress_bar
+from miakit.gridfile import GridFile, Run
+from miakit.runfolder import live_elsewhere, mark_killed, prepare, run_state, write_json
 from miakit.threads import available_cpus
 
-__all__ = ["LaunchReport", "add_parser", "launch", "log_tail", "run_state"]
-
-_STATE = "state.json"
+__all__ = ["LaunchReport", "Progress", "Sweep", "add_parser", "launch", "visible_gpus"]
 
 
 @dataclass
 class LaunchReport:
-    """What :func:`launch` did: run ids by outcome, and each failure's message."""
+    """What a sweep did: run ids by outcome, and each failed or killed run's message."""
 
-    done: list[str]
-    skipped: list[str]
-    failed: dict[str, str]
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    killed: dict[str, str] = field(default_factory=dict)
+    elsewhere: list[str] = field(default_factory=list)
 
-
-def _write_json(path: Path, data: Any) -> None:
-    text = json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def run_state(folder: Path) -> dict[str, Any]:
-    """A run folder's ``state.json`` (``{"state": "new"}`` when it has none or a bad one)."""
-    try:
-        data = json.loads((folder / _STATE).read_text())
-    except (OSError, ValueError):
-        return {"state": "new"}
-    return data if isinstance(data, dict) and "state" in data else {"state": "new"}
+    def record(self, run_id: str, state: dict[str, Any]) -> None:
+        """File a finished run under its final state."""
+        if state["state"] == "done":
+            self.done.append(run_id)
+        elif state["state"] == "failed":
+            self.failed[run_id] = str(state.get("error", ""))
+        else:
+            self.killed[run_id] = str(state.get("error", ""))
 
 
-def _gpus() -> list[str]:
+class Sweep:
+    """A grid file's runs in ``runs_root/<grid name>/``: which to run, and the manifest."""
+
+    def __init__(
+        self, grid: GridFile, runs_root: str | Path = "runs", cache: str | Path | None = None
+    ) -> None:
+        self.grid = grid
+        self.root = Path(runs_root).resolve() / grid.name
+        self.runs = grid.runs()
+        self.folders = {run.run_id: self.root / run.run_id for run in self.runs}
+        self.states = {run_id: run_state(folder) for run_id, folder in self.folders.items()}
+        self.cache = None if cache is None else Path(cache).resolve()
+
+    def plan(self, retry_failed: bool = False) -> tuple[list[Run], LaunchReport]:
+        """The runs to execute now (each prepared: ``run.json`` written), and a report
+        holding the skipped ones."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        report, todo = LaunchReport(), []
+        for run in self.runs:
+            folder, state = self.folders[run.run_id], self.states[run.run_id]
+            if state["state"] == "done":
+                report.skipped.append(run.run_id)
+            elif state["state"] == "failed" and not retry_failed:
+                report.skipped.append(run.run_id)
+                report.failed[run.run_id] = str(state.get("error", ""))
+            elif live_elsewhere(folder) is not None:
+                report.elsewhere.append(run.run_id)
+            else:
+                prepare(run, folder, self.environment(run))
+                self.set_state(run.run_id, {"state": "queued", "queued": time.time()})
+                todo.append(run)
+        self.manifest()
+        return todo, report
+
+    def environment(self, run: Run) -> dict[str, str]:
+        """The run's own environment: its figures folder, settings, profile and cache."""
+        import json
+
+        env = {
+            "MIAKIT_FIGURES": str(self.folders[run.run_id] / "figures"),
+            "MIAKIT_SET": json.dumps(dict(run.settings)),
+        }
+        if "profile" in run.parameters:
+            env["MIAKIT_PROFILE"] = str(run.parameters["profile"])
+        if self.cache is not None:
+            env["MIAKIT_CACHE"] = str(self.cache)
+        return env
+
+    def set_state(self, run_id: str, state: dict[str, Any]) -> None:
+        """Write a run's state (the launcher's view: queued, or a worker's final word)."""
+        self.states[run_id] = state
+        write_json(self.folders[run_id] / "state.json", state)
+
+    def refresh(self, run_id: str) -> dict[str, Any]:
+        """Re-read a run's state as its worker wrote it."""
+        self.states[run_id] = run_state(self.folders[run_id])
+        return self.states[run_id]
+
+    def manifest(self) -> None:
+        """``manifest.json``: every run's id, notebook, parameters, settings and state."""
+        rows = [
+            {
+                "run_id": run.run_id,
+                "notebook": run.notebook.name,
+                "parameters": dict(run.parameters),
+                "settings": dict(run.settings),
+                **self.states[run.run_id],
+            }
+            for run in self.runs
+        ]
+        write_json(self.root / "manifest.json", {"grid": str(self.grid.path), "runs": rows})
+
+
+class Progress:
+    """A bar over a sweep's runs, with the counts done / running / failed."""
+
+    def __init__(self, show: bool, name: str, total: int) -> None:
+        self.bar = progress_bar(show, total, desc=f"sweep {name}", unit="run")
+        self.done = self.failed = self.running = 0
+
+    def update(self, running: int, finished: str | None = None) -> None:
+        """Count one more finished run (by its state) and the number running now."""
+        self.running = running
+        if finished is not None:
+            if finished == "done":
+                self.done += 1
+            else:
+                self.failed += 1
+        if self.bar is not None:
+            if finished is not None:
+                self.bar.update(1)
+            self.bar.set_postfix_str(
+                f"done {self.done}, running {running}, failed {self.failed}", refresh=True
+            )
+
+    def close(self) -> None:
+        """Clear the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs runs may be pinned to: ``CUDA_VISIBLE_DEVICES`` if set, else every device
+    torch sees (none on a CPU-only machine)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
     try:
         import torch
 
@@ -71,11 +171,10 @@ def _gpus() -> list[str]:
         return []
 
 
-def _run_one(run: Run, folder: Path, env: Mapping[str, str]) -> float:
-    """One run in this (fresh) process: its environment, then papermill; seconds taken."""
-    os.environ.update(env)
-    target = folder / run.notebook.name
-    return execute_notebook(run.notebook, target, run.parameters, log=folder / "log.txt")
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill a worker's whole process group (the worker and anything it left)."""
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def launch(
@@ -85,140 +184,197 @@ def launch(
     max_parallel: int = 1,
     retry_failed: bool = False,
     cache: str | Path | None = None,
+    gpus: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> LaunchReport:
-    """Execute the grid's runs locally (see the module docstring); returns what happened.
+    """Execute the grid's runs on this machine (see the module docstring).
 
     Args:
         grid: a checked grid file (:func:`miakit.gridfile.load_grid`).
         runs_root: the folder that gets ``<grid name>/``.
         max_parallel: runs at once, each in its own process.
-        retry_failed: run the failed runs again (and only those besides new ones).
+        retry_failed: run the failed runs again (with the new and killed ones).
         cache: the artifact cache every run shares (default: ``MIAKIT_CACHE``).
+        gpus: the GPU ids to rotate over (default :func:`visible_gpus`; ``[]``: none).
+        progress: show a bar over the runs.
     """
     if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
         raise ValueError(f"max_parallel must be an integer >= 1, got {max_parallel!r}")
-    root = Path(runs_root).resolve() / grid.name
-    root.mkdir(parents=True, exist_ok=True)
-    runs = grid.runs()
-    folders = {run.run_id: root / run.run_id for run in runs}
-    report = LaunchReport([], [], {})
-    states = {run_id: run_state(folder) for run_id, folder in folders.items()}
-    todo: list[Run] = []
-    for run in runs:
-        state = states[run.run_id]
-        if state["state"] == "done" or (state["state"] == "failed" and not retry_failed):
-            report.skipped.append(run.run_id)
-            if state["state"] == "failed":
-                report.failed[run.run_id] = str(state.get("error", ""))
+    sweep = Sweep(grid, runs_root, cache)
+    todo, report = sweep.plan(retry_failed)
+    threads = str(max(1, available_cpus() // max_parallel))
+    devices = list(visible_gpus() if gpus is None else gpus)
+    load = dict.fromkeys(devices, 0)
+    running: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    bar = Progress(progress, grid.name, len(todo))
+
+    def start(run: Run) -> None:
+        gpu = min(devices, key=lambda g: load[g]) if devices else ""
+        if gpu:
+            load[gpu] += 1
+        folder = sweep.folders[run.run_id]
+        env = {**os.environ, "MIAKIT_THREADS": threads, "CUDA_VISIBLE_DEVICES": gpu}
+        with open(folder / "worker.txt", "wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "miakit.runfolder", str(folder)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group, so a kill reaches what it started
+            )
+        running[run.run_id] = (process, gpu)
+
+    def finish(run_id: str, code: int) -> None:
+        process, gpu = running.pop(run_id)
+        if gpu:
+            load[gpu] -= 1
+        folder = sweep.folders[run_id]
+        if code < 0:
+            _stop(process)
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+            state = mark_killed(folder, f"its process was killed by {name}")
         else:
-            todo.append(run)
+            state = run_state(folder)
+            if state["state"] not in ("done", "failed"):
+                state = mark_killed(folder, f"its process exited with code {code}; see worker.txt")
+        sweep.states[run_id] = state
+        report.record(run_id, state)
+        sweep.manifest()
+        bar.update(len(running), state["state"])
 
-    def manifest() -> None:
-        rows = [
-            {
-                "run_id": run.run_id,
-                "notebook": run.notebook.name,
-                "parameters": dict(run.parameters),
-                "settings": dict(run.settings),
-                **states[run.run_id],
-            }
-            for run in runs
-        ]
-        _write_json(root / "manifest.json", {"grid": str(grid.path), "runs": rows})
-
-    def set_state(run_id: str, state: dict[str, Any]) -> None:
-        states[run_id] = state
-        _write_json(folders[run_id] / _STATE, state)
-
-    threads = max(1, available_cpus() // max_parallel)
-    gpus = _gpus()
-    base = {"MIAKIT_THREADS": str(threads)}
-    if cache is not None:
-        base["MIAKIT_CACHE"] = str(Path(cache).resolve())
-
-    def environment(run: Run, slot: int) -> dict[str, str]:
-        env = {
-            **base,
-            "MIAKIT_FIGURES": str(folders[run.run_id] / "figures"),
-            "MIAKIT_SET": json.dumps(dict(run.settings)),
-        }
-        if "profile" in run.parameters:
-            env["MIAKIT_PROFILE"] = str(run.parameters["profile"])
-        env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)] if gpus else ""
-        return env
-
-    for run in todo:
-        folders[run.run_id].mkdir(parents=True, exist_ok=True)
-        set_state(run.run_id, {"state": "running", "started": time.time()})
-    manifest()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max_parallel, mp_context=context) as pool:
-        futures = {
-            pool.submit(_run_one, run, folders[run.run_id], environment(run, i)): run
-            for i, run in enumerate(todo)
-        }
-        for future in as_completed(futures):
-            run = futures[future]
-            error = future.exception()
-            if error is None:
-                set_state(run.run_id, {"state": "done", "seconds": future.result()})
-                report.done.append(run.run_id)
-            else:
-                message = str(error) if isinstance(error, NotebookError) else repr(error)
-                set_state(run.run_id, {"state": "failed", "error": message})
-                report.failed[run.run_id] = message
-            manifest()
-    return report
-
-
-def log_tail(folder: Path, lines: int = 5) -> Sequence[str]:
-    """The last ``lines`` lines of a run's log (empty when it has none)."""
+    queue = list(todo)
     try:
-        return (folder / "log.txt").read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []
+        while queue or running:
+            while queue and len(running) < max_parallel:
+                start(queue.pop(0))
+                bar.update(len(running))
+            time.sleep(0.1)
+            for run_id, (process, _) in list(running.items()):
+                code = process.poll()
+                if code is not None:
+                    finish(run_id, code)
+    except BaseException:  # Ctrl-C or a crash here: no worker outlives the sweep
+        for run_id, (process, _) in list(running.items()):
+            _stop(process)
+            process.wait()
+            finish(run_id, -signal.SIGKILL)
+        raise
+    finally:
+        bar.close()
+    return report
 
 
 # --------------------------------------------------------------------------- command line
 
 
+def _estimate(sweep: Sweep) -> str:
+    """Runs left times the mean seconds of this grid's finished runs of each notebook."""
+    took: dict[str, list[float]] = {}
+    left: dict[str, int] = {}
+    for run in sweep.runs:
+        state = sweep.states[run.run_id]
+        if state["state"] == "done" and isinstance(state.get("seconds"), int | float):
+            took.setdefault(run.notebook.name, []).append(float(state["seconds"]))
+        elif state["state"] != "done":
+            left[run.notebook.name] = left.get(run.notebook.name, 0) + 1
+    if not left:
+        return "every run is done"
+    parts, total, known = [], 0.0, True
+    for name, count in left.items():
+        if name in took:
+            each = sum(took[name]) / len(took[name])
+            total += count * each
+            parts.append(f"{count} x {name[:2]} at {each:.0f} s")
+        else:
+            known = False
+            parts.append(f"{count} x {name[:2]} (no finished run to time)")
+    spent = f"about {total / 3600:.1f} run-hours" if known else "not known yet"
+    return f"left: {'; '.join(parts)}: {spent}"
+
+
 def _sweep_cmd(args: Any) -> int:
+    import json
+
+    from miakit.gridfile import load_grid
+    from miakit.runfolder import log_tail
+
     grid = load_grid(args.grid, args.notebooks)
-    runs = grid.runs()
+    sweep = Sweep(grid, args.runs)
     if args.dry_run:
-        print(f"grid {grid.name}: {len(runs)} run(s) into {args.runs}/{grid.name}/<run-id>/")
-        for run in runs:
+        print(f"grid {grid.name}: {len(sweep.runs)} run(s) into {args.runs}/{grid.name}/<run-id>/")
+        for run in sweep.runs:
             fields = {**run.parameters, **{f"settings.{k}": v for k, v in run.settings.items()}}
             shown = " ".join(f"{k}={json.dumps(v)}" for k, v in fields.items())
-            print(f"  {run.run_id}  {run.notebook.name}  {shown}")
+            state = sweep.states[run.run_id]["state"]
+            print(f"  {run.run_id}  {run.notebook.name}  [{state}]  {shown}")
+        print(_estimate(sweep))
         return 0
-    if args.backend != "local":
-        raise GridError(f"{grid.path}: the {args.backend} backend is not built yet; use local")
-    report = launch(grid, args.runs, max_parallel=args.max_parallel, retry_failed=args.retry_failed)
+    common: dict[str, Any] = {"retry_failed": args.retry_failed, "progress": not args.quiet}
+    if args.backend == "local":
+        gpus = None if args.gpus is None else [g for g in args.gpus.split(",") if g]
+        report = launch(grid, args.runs, max_parallel=args.max_parallel, gpus=gpus, **common)
+    else:
+        from miakit.slurm import submit
+
+        options = {
+            "partition": args.partition,
+            "account": args.account,
+            "gpus_per_node": args.gpus_per_node,
+            "cpus_per_task": args.cpus_per_task,
+            "mem_gb": args.mem_gb,
+            "timeout_min": args.timeout_min,
+            "array_parallelism": args.max_parallel if args.max_parallel > 1 else None,
+        }
+        cluster = "local" if args.backend == "submitit-local" else "slurm"
+        report = submit(grid, args.runs, options=options, cluster=cluster, **common)
     print(
         f"grid {grid.name}: {len(report.done)} done, {len(report.skipped)} skipped (finished "
-        f"before), {len(report.failed)} failed; runs in {args.runs}/{grid.name}/"
+        f"before), {len(report.failed)} failed, {len(report.killed)} killed, "
+        f"{len(report.elsewhere)} running elsewhere; runs in {args.runs}/{grid.name}/"
     )
-    for run_id, error in report.failed.items():
-        print(f"  FAILED {run_id}: {error}")
-        for line in log_tail(Path(args.runs) / grid.name / run_id):
-            print(f"    | {line}")
+    for word, runs in (("FAILED", report.failed), ("KILLED", report.killed)):
+        for run_id, error in runs.items():
+            print(f"  {word} {run_id}: {error}")
+            for line in log_tail(Path(args.runs) / grid.name / run_id):
+                print(f"    | {line}")
+    if report.killed:
+        print("killed runs run again at the next sweep")
     if report.failed:
-        print("rerun them with --retry-failed")
-    return 1 if report.failed else 0
+        print("rerun the failed ones with --retry-failed")
+    return 1 if report.failed or report.killed else 0
 
 
 def add_parser(subparsers: Any) -> Any:
-    """``miakit sweep GRID.yaml [--dry-run]``: check a grid file, list or execute its runs."""
+    """``miakit sweep GRID.yaml``: check a grid file, list or execute its runs."""
     sweep = subparsers.add_parser("sweep", help="check a grid file, list or execute its runs")
     sweep.add_argument("grid", help="the grid file (YAML), e.g. sweeps/quick.yaml")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs, execute nothing")
     sweep.add_argument("--notebooks", default="notebooks", help="folder of the numbered notebooks")
     sweep.add_argument("--runs", default="runs", help="where runs/<grid>/<run-id>/ go")
-    sweep.add_argument("--backend", choices=("local", "slurm"), default="local")
-    sweep.add_argument("--max-parallel", type=int, default=1, metavar="N", help="runs at once")
+    sweep.add_argument(
+        "--backend",
+        choices=("local", "slurm", "submitit-local"),
+        default="local",
+        help="local: processes on this machine; slurm: a submitit job array; "
+        "submitit-local: the slurm code path on this machine",
+    )
+    sweep.add_argument(
+        "--max-parallel", type=int, default=1, metavar="N", help="runs at once (slurm: array)"
+    )
+    sweep.add_argument("--gpus", help="local: GPU ids to rotate over, e.g. 0,1 (default: all)")
     sweep.add_argument(
         "--retry-failed", action="store_true", help="run the failed runs again, with the new ones"
     )
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    for flag, kind in (
+        ("--partition", str),
+        ("--account", str),
+        ("--gpus-per-node", int),
+        ("--cpus-per-task", int),
+        ("--mem-gb", float),
+        ("--timeout-min", int),
+    ):
+        sweep.add_argument(flag, type=kind, help="slurm: overrides the grid file's slurm: entry")
     sweep.set_defaults(func=_sweep_cmd)
     return sweep

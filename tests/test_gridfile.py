@@ -90,11 +90,53 @@ def test_a_bad_grid_file_is_one_error_naming_the_line_and_key(
     assert len(lines) == 1 and message in lines[0], lines
 
 
-def test_dry_run_lists_every_run_and_the_slurm_backend_says_it_is_missing(capsys) -> None:
+def test_dry_run_lists_every_run_with_its_state_and_what_is_left(tmp_path, capsys) -> None:
     grid = str(ROOT / "sweeps" / "quick.yaml")
-    assert main(["sweep", grid, "--dry-run", "--notebooks", str(NOTEBOOKS)]) == 0
+    runs = ["--runs", str(tmp_path), "--notebooks", str(NOTEBOOKS)]
+    assert main(["sweep", grid, "--dry-run", *runs]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "grid quick: 2 run(s) into runs/quick/<run-id>/"
-    assert all("04_attacks_on_pruned_models.ipynb" in line for line in out[1:]) and len(out) == 3
-    assert main(["sweep", grid, "--backend", "slurm", "--notebooks", str(NOTEBOOKS)]) == 2
-    assert "the slurm backend is not built yet" in capsys.readouterr().err
+    assert out[0] == f"grid quick: 2 run(s) into {tmp_path}/quick/<run-id>/"
+    assert all("04_attacks_on_pruned_models.ipynb  [new]" in line for line in out[1:3])
+    assert out[3] == "left: 2 x 04 (no finished run to time): not known yet"
+    assert len(out) == 4 and not (tmp_path / "quick").exists()  # a dry run writes nothing
+
+
+def test_the_slurm_backend_off_a_cluster_says_so_in_one_line(tmp_path, capsys) -> None:
+    grid = str(ROOT / "sweeps" / "quick.yaml")
+    argv = ["sweep", grid, "--backend", "slurm", "--runs", str(tmp_path)]
+    assert main([*argv, "--notebooks", str(NOTEBOOKS)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no Slurm on this machine" in err[0] and "submitit-local" in err[0]
+    assert not list(tmp_path.rglob("state.json"))  # nothing was planned or run
+
+
+@pytest.mark.parametrize(
+    ("slurm", "message"),
+    [
+        ("{partion: gpu}", "slurm.partion: unknown Slurm resource"),
+        ("{gpus_per_node: two}", "slurm.gpus_per_node: must be of type int"),
+        ("{timeout_min: true}", "slurm.timeout_min: must be of type int"),
+    ],
+)
+def test_bad_slurm_resources_name_their_line(tmp_path, slurm, message) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text(f"notebooks: ['01']\nparameters: {{profile: smoke}}\nslurm: {slurm}\n")
+    with pytest.raises(GridError) as err:
+        load_grid(path, NOTEBOOKS)
+    assert f"{path} line 3: {message}" in str(err.value), str(err.value)
+
+
+def test_slurm_resources_reach_submitit_with_flags_winning(tmp_path) -> None:
+    from miakit.slurm import DEFAULTS, slurm_parameters
+
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        "name: g\nnotebooks: ['01']\nslurm: {partition: gpu, account: lab, mem_gb: 64, "
+        "setup: ['module load cuda']}\n"
+    )
+    grid = load_grid(path, NOTEBOOKS)
+    params = slurm_parameters(grid, {"mem_gb": 16, "timeout_min": None, "account": "other"})
+    assert params["slurm_partition"] == "gpu" and params["slurm_account"] == "other"
+    assert params["mem_gb"] == 16 and params["timeout_min"] == DEFAULTS["timeout_min"]
+    assert params["slurm_setup"] == ["module load cuda"] and params["name"] == "miakit-g"
+    assert params["slurm_array_parallelism"] == DEFAULTS["array_parallelism"]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from miakit.cli import main
 from miakit.gridfile import load_grid
-from miakit.launch import launch, run_state
+from miakit.launch import launch
+from miakit.runfolder import run_state
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -68,3 +69,19 @@ def test_local_runs_land_in_their_folders_skip_what_is_done_and_retry_only_failu
     assert main(argv) == 1
     out = capsys.readouterr().out
     assert "0 done, 3 skipped" in out and f"FAILED {bad}" in out and "--retry-failed" in out
+
+
+def test_the_progress_bar_counts_runs_done_running_and_failed() -> None:
+    from miakit.launch import Progress
+
+    bar = Progress(True, "g", 3)
+    bar.update(2)
+    bar.update(1, "done")
+    bar.update(0, "killed")
+    assert (bar.done, bar.running, bar.failed) == (1, 0, 1)
+    assert bar.bar.n == 2 and bar.bar.total == 3
+    assert bar.bar.postfix == "done 1, running 0, failed 1"
+    bar.close()
+    quiet = Progress(False, "g", 3)
+    quiet.update(1, "done")
+    assert quiet.bar is None and quiet.done == 1
