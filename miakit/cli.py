@@ -329,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     cachetool.add_parser(sub, is_current=_is_current)
     launch.add_parser(sub)
     collect.add_parser(sub)
+    collect.add_report_parser(sub)
     return parser
 
 
