@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from miakit import cachetool, claims, collect, launch, tables
+from miakit import cachetool, claims, collect, sweepcli, tables
 from miakit._util import close_progress_bars
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.set_defaults(func=_claims)
 
     cachetool.add_parser(sub, is_current=_is_current)
-    launch.add_parser(sub)
+    sweepcli.add_parser(sub)
     collect.add_parser(sub)
     collect.add_report_parser(sub)
     return parser

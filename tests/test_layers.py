@@ -48,7 +48,10 @@ LAYERS: dict[str, int] = {
     "export": 6,
     "run": 7,
     "gridfile": 7,
+    "runfolder": 7,
     "launch": 7,
+    "slurm": 7,
+    "sweepcli": 7,
     "collect": 7,
     "cli": 7,
 }
