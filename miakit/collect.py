@@ -128,14 +128,22 @@ def report(
         rows as ``vs_sparsity.csv``.
 
     Raises:
-        ValueError: no drawable rows (e.g. a sweep of defenses only), or an unknown attack.
+        ValueError: no drawable rows (e.g. a sweep of defenses only), an unknown attack, or
+            a grid named like a profile (its figures would mix with the notebooks').
     """
     import matplotlib.pyplot as plt
 
     from miakit.plots import FULL_WIDTH, metric_lines, save_figure, save_table
     from miakit.plots.names import readable
 
+    from miakit.config import profile_names
+
     grid = Path(runs_dir).resolve().name
+    if grid in profile_names():
+        raise ValueError(
+            f"a grid named {grid!r} would draw into figures/{grid}/, the {grid} profile's "
+            f"figures; give the grid file another name (e.g. name: {grid}-grid)"
+        )
     rows = sparsity_rows(collect(runs_dir))
     if attacks:
         unknown = sorted(set(attacks) - set(rows["attack"]))

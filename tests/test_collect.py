@@ -165,6 +165,11 @@ def test_report_draws_each_model_once_against_sparsity_into_the_grids_folder(
     with pytest.raises(ValueError, match=r"no attack \['lira'\]"):
         report(runs, tmp_path / "x", attacks=["lira"])
 
+    profile_named = tmp_path / "runs" / "quick"
+    _sparsity_sweep(profile_named)
+    with pytest.raises(ValueError, match=r"figures/quick/, the quick profile's figures"):
+        report(profile_named, tmp_path / "figures")
+
     argv = ["report", str(runs), "--figures", str(tmp_path / "cli"), "--attacks", "conf"]
     assert main(argv) == 0
     assert f"wrote 3 file(s) into {tmp_path / 'cli' / 'mygrid'}" in capsys.readouterr().out

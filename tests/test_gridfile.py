@@ -95,10 +95,10 @@ def test_dry_run_lists_every_run_with_its_state_and_what_is_left(tmp_path, capsy
     runs = ["--runs", str(tmp_path), "--notebooks", str(NOTEBOOKS)]
     assert main(["sweep", grid, "--dry-run", *runs]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"grid quick: 2 run(s) into {tmp_path}/quick/<run-id>/"
+    assert out[0] == f"grid quick-grid: 2 run(s) into {tmp_path}/quick-grid/<run-id>/"
     assert all("04_attacks_on_pruned_models.ipynb  [new]" in line for line in out[1:3])
     assert out[3] == "left: 2 x 04 (no finished run to time): not known yet"
-    assert len(out) == 4 and not (tmp_path / "quick").exists()  # a dry run writes nothing
+    assert len(out) == 4 and not (tmp_path / "quick-grid").exists()  # a dry run writes nothing
 
 
 def test_the_slurm_backend_off_a_cluster_says_so_in_one_line(tmp_path, capsys) -> None:
