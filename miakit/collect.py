@@ -2,12 +2,12 @@
 
 Issue 14, item 5.
 
-Every finished run of :mod:`miakit.launch` keeps its notebook's tables under
-``<run-id>/figures/<profile>/*.csv``. :func:`collect` reads the attack tables among them
-(those with an ``attack`` and an ``auc`` column), adds the run's id, notebook, parameters
-and settings as columns (``param_<name>``, ``setting_<name>``) and the table's name
-(``table``), and concatenates them: one row per run, table and attack row. It writes
-``collected.csv`` and ``collected.parquet`` into the runs folder.
+Every finished run of a sweep leaves its tidy results in ``<run-id>/results.csv``
+(:func:`miakit.runfolder.run_results`: its attack tables, with the run's id, notebook,
+parameters and settings as columns ``param_<name>``, ``setting_<name>``, and the table's
+name). :func:`collect` concatenates them, one row per run, table and attack row (reading
+a run's tables afresh where it has no ``results.csv``), and writes ``collected.csv`` and
+``collected.parquet`` into the runs folder.
 
 :func:`report` draws, from that table, attack AUC and TPR at 1% FPR against the victim's
 sparsity: one figure per dataset and architecture, one column per pruning method, one
@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from miakit.runfolder import run_state
+from miakit.runfolder import RESULTS, run_results, run_state
 
 __all__ = ["METRICS", "collect", "report", "sparsity_rows"]
 
@@ -68,19 +68,16 @@ def collect(runs_dir: str | Path) -> pd.DataFrame:
         folder = root / row["run_id"]
         if run_state(folder)["state"] != "done":
             continue
-        columns: dict[str, Any] = {"run_id": row["run_id"], "notebook": row["notebook"]}
-        columns |= {f"param_{k}": _cell(v) for k, v in row["parameters"].items()}
-        columns |= {f"setting_{k}": _cell(v) for k, v in row["settings"].items()}
-        for csv in sorted((folder / "figures").glob("*/*.csv")):
-            table = pd.read_csv(csv)
-            if {"attack", "auc"} <= set(table.columns):
-                frames.append(table.assign(table=csv.stem, **columns))
+        try:
+            frames.append(pd.read_csv(folder / RESULTS))
+        except FileNotFoundError:  # a run no results.csv was written for: read its tables
+            spec = {key: row[key] for key in ("notebook", "parameters", "settings")}
+            table = run_results(folder, spec)
+            if table is not None:
+                frames.append(table)
     if not frames:
         raise ValueError(f"no finished run under {root} has an attack table to collect")
     frame = pd.concat(frames, ignore_index=True)
-    first = ["run_id", "notebook", "table"]
-    first += [c for c in frame.columns if c.startswith(("param_", "setting_"))]
-    frame = frame[first + [c for c in frame.columns if c not in first]]
     frame.to_csv(root / "collected.csv", index=False)
     frame.to_parquet(root / "collected.parquet", index=False)
     return frame
@@ -133,10 +130,9 @@ def report(
     """
     import matplotlib.pyplot as plt
 
+    from miakit.config import profile_names
     from miakit.plots import FULL_WIDTH, metric_lines, save_figure, save_table
     from miakit.plots.names import readable
-
-    from miakit.config import profile_names
 
     grid = Path(runs_dir).resolve().name
     if grid in profile_names():
@@ -177,11 +173,6 @@ def report(
                     ax.get_legend().remove()
         written += save_figure(fig, f"{dataset}_{arch}_vs_sparsity", profile=grid, root=figures)
     return written
-
-
-def _cell(value: Any) -> Any:
-    """A parameter as one table cell: lists and mappings as JSON text."""
-    return json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value
 
 
 def add_parser(subparsers: Any) -> Any:

@@ -9,6 +9,7 @@ A run folder (``runs/<grid>/<run-id>/``, issue 14) holds::
     <notebook>     the executed notebook
     log.txt        the kernel's stdout and stderr
     figures/       the run's tables and figures (``MIAKIT_FIGURES``)
+    results.csv    the run's tidy results: its attack tables, with the run as columns
 
 :func:`execute` is what every backend runs, in a process of its own: the local backend
 as ``python -m miakit.runfolder FOLDER``, Slurm (submitit) by calling it in its job. It
@@ -39,11 +40,13 @@ __all__ = [
     "log_tail",
     "mark_killed",
     "prepare",
+    "run_results",
     "run_state",
     "write_json",
 ]
 
 SPEC, STATE, LOCK, LOG = "run.json", "state.json", "run.lock", "log.txt"
+RESULTS = "results.csv"
 
 #: Seconds without a heartbeat after which a run's lock counts as left by a dead process.
 LOCK_TIMEOUT = 120.0
@@ -135,9 +138,40 @@ def execute(folder: str | Path, env: Mapping[str, str] | None = None) -> str:
             state = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
         else:
             state = {"state": "done", "seconds": round(seconds, 1)}
+            table = run_results(folder, spec)
+            if table is not None:
+                atomic_write(folder / RESULTS, lambda tmp: table.to_csv(tmp, index=False))
         state |= {**where, "ended": time.time()}
         write_json(folder / STATE, state)
         return str(state["state"])
+
+
+def run_results(folder: Path, spec: Mapping[str, Any]) -> Any:
+    """The run's tidy results (a DataFrame), or None when it wrote no attack table.
+
+    Its attack tables (``figures/<profile>/*.csv`` with an ``attack`` and an ``auc``
+    column) concatenated, each row with the run's id, notebook, parameters and settings
+    as columns (``run_id``, ``notebook``, ``param_<name>``, ``setting_<name>``; lists and
+    mappings as JSON text) and the table's name (``table``), those columns first.
+    """
+    import pandas as pd
+
+    def cell(value: Any) -> Any:
+        return json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value
+
+    columns: dict[str, Any] = {"run_id": folder.name, "notebook": Path(spec["notebook"]).name}
+    columns |= {f"param_{k}": cell(v) for k, v in spec["parameters"].items()}
+    columns |= {f"setting_{k}": cell(v) for k, v in spec["settings"].items()}
+    frames = []
+    for csv in sorted((folder / "figures").glob("*/*.csv")):
+        table = pd.read_csv(csv)
+        if {"attack", "auc"} <= set(table.columns):
+            frames.append(table.assign(table=csv.stem, **columns))
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    first = [*columns][:2] + ["table"] + [*columns][2:]
+    return frame[first + [c for c in frame.columns if c not in first]]
 
 
 def log_tail(folder: Path, lines: int = 5) -> Sequence[str]:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from miakit.collect import collect
@@ -118,6 +119,8 @@ def test_a_killed_run_reruns_alone_and_nothing_finished_is_recomputed(
     # three runs in two sweeps asked for the shared artifact; it was computed once
     assert len(list((tmp_path / "computed").iterdir())) == 1
 
+    for run_id in ids:  # each run's own tidy results, which collect merges
+        assert len(pd.read_csv(root / run_id / "results.csv")) == 2
     table = collect(root)
     assert len(table) == 6
     assert table.groupby(["run_id", "attack"]).size().eq(1).all()
