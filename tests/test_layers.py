@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "narrate": 5,
     "finetune_curve": 6,
     "export": 6,
+    "audit": 6,
     "run": 7,
     "gridfile": 7,
     "runfolder": 7,
