@@ -258,6 +258,17 @@ class Experiment(SignalSteps):
         self._fitted[memo] = attack
         return attack
 
+    def fitted_attack(
+        self, name: str, shadows: Variant = ORIGINAL, victim: Variant | None = None, **options: Any
+    ) -> Any:
+        """One attack fitted on the ``shadows`` variant's shadow (or reference) signals,
+        ready to :meth:`~miakit.attacks.Attack.score` any target's signals (cached like
+        :meth:`attack_scores`'). ``victim`` only matters to the reference attacks, whose
+        references are scored on the victim's samples (default: ``shadows``)."""
+        if name not in ATTACKS:
+            raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
+        return self._fitted_attack(name, shadows if victim is None else victim, shadows, options)
+
     def _traced_fit(self, key: dict[str, Any], fitted: Any) -> Any:
         """Run an in-memory fit, as a traced step when a :attr:`trace` is set."""
         if self.trace is None:

@@ -6,9 +6,10 @@ file of integers, or a ``.npy`` integer array), and the non-members are drawn, w
 audit's seed, from the pool samples that are neither members nor the shadow models'
 data of the paper's split (so no shadow ever trained on a target). Without a file the
 audit assumes the paper's split (PAPER.md, "Data and splits") at the stated seed: the
-victim's train set are the members and its test set the non-members. Members and
-non-members are kept equally many (the larger side is subsampled), so the balanced
-accuracy and AUC read as the paper's.
+victim's train set are the members and its test set the non-members, in the split's
+order: the samples and order in which the pipeline scores its own victim. With a file,
+members and non-members are kept equally many (the larger side is subsampled at the
+seed), so the balanced accuracy and AUC read as the paper's.
 """
 
 from __future__ import annotations
@@ -124,22 +125,21 @@ def membership(
     if members_file is None:
         members, nonmembers = splits.victim.train, splits.victim.test
         source = f"the paper's split at seed {seed} (victim train / test)"
-    else:
-        members = read_index_file(members_file, pool_size)
-        shadow = np.concatenate([np.concatenate([s.train, s.dev, s.test]) for s in splits.shadows])
-        free = np.setdiff1d(np.arange(pool_size), np.concatenate([members, shadow]))
-        if free.size == 0:
-            raise ValueError(
-                f"--members {members_file}: no pool sample is left to serve as a non-member "
-                "(every one is a member or a shadow model's); the audit needs held-out samples"
-            )
-        nonmembers = free
-        source = f"{Path(members_file).name} ({len(members)} members)"
+        return Membership(members.astype(np.int64), nonmembers.astype(np.int64), source)
+    members = read_index_file(members_file, pool_size)
+    shadow = np.concatenate([np.concatenate([s.train, s.dev, s.test]) for s in splits.shadows])
+    free = np.setdiff1d(np.arange(pool_size), np.concatenate([members, shadow]))
+    if free.size == 0:
+        raise ValueError(
+            f"--members {members_file}: no pool sample is left to serve as a non-member "
+            "(every one is a member or a shadow model's); the audit needs held-out samples"
+        )
+    nonmembers = free
+    source = f"{Path(members_file).name} ({len(members)} members)"
     n = min(len(members), len(nonmembers))
     if len(members) > n:
         members = np.sort(rng.choice(members, n, replace=False))
         source += f", {n} of them drawn at seed {seed} to match the non-members"
     if len(nonmembers) > n:
-        nonmembers = rng.choice(nonmembers, n, replace=False)
-    nonmembers = np.sort(nonmembers)
+        nonmembers = np.sort(rng.choice(nonmembers, n, replace=False))
     return Membership(np.asarray(members, np.int64), np.asarray(nonmembers, np.int64), source)
