@@ -1,0 +1,85 @@
+"""Issue 15: ``audit()`` end to end on the smoke profile, against the pipeline's numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from miakit.audit.run import audit
+from miakit.config import profile
+from miakit.experiment import Experiment
+from miakit.store import Store
+from miakit.variants import ORIGINAL, Variant
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """The smoke pipeline's victim, pruned (masked state_dict and safetensors) and dense."""
+    root = tmp_path_factory.mktemp("audit")
+    store = Store(root / "cache")
+    exp = Experiment(profile("smoke"), store=store, device="cpu")
+    variant = Variant(exp.config.pruner, exp.config.sparsity)
+    pruned = exp.model("victim", variant).model
+    torch.save(pruned.state_dict(), root / "pruned.pt")  # weight_orig + weight_mask
+    plain = {k: v.contiguous() for k, v in exp.model("victim", variant).model.state_dict().items()}
+    effective = {}
+    for key, value in plain.items():
+        if key.endswith("_mask"):
+            continue
+        name = key.removesuffix("_orig")
+        effective[name] = value * plain[name + "_mask"] if key.endswith("_orig") else value
+    save_file(effective, str(root / "pruned.safetensors"))
+    torch.save({"model": exp.model("victim", ORIGINAL).model.state_dict()}, root / "dense.pth")
+    return exp, variant, store, root
+
+
+def _audit(released, path, **options):
+    exp, _, store, root = released
+    return audit(
+        root / path, exp.config.arch, exp.config.dataset, profile="smoke", store=store,
+        device="cpu", progress=False, pruner=exp.config.pruner, sparsity=exp.config.sparsity,
+        **options,
+    )  # fmt: skip
+
+
+def test_the_audit_reproduces_the_pipeline_and_each_format_gives_the_same_numbers(released):
+    exp, variant, _, root = released
+    result = _audit(released, "pruned.pt", attacks=["conf", "samia"])
+    again = _audit(released, "pruned.safetensors", attacks=["conf", "samia"])
+    pd.testing.assert_frame_equal(result.attacks, again.attacks)
+    assert (result.format, again.format) == ("state_dict", "safetensors")
+    for name in ("conf", "samia"):
+        row = result.attacks[result.attacks["attack"] == name].iloc[0]
+        assert row["auc"] == pytest.approx(exp.attack(name, variant).auc)
+        assert row["auc_low"] <= row["auc"] <= row["auc_high"]
+    assert result.shadows == variant.label and not result.inferred
+    assert result.sparsity.sparsity == pytest.approx(exp.config.sparsity, abs=0.01)
+    assert result.membership.startswith("the paper's split at seed 7")
+    assert set(result.roc) == {"pruned/conf", "pruned/samia"}
+
+
+def test_a_dense_checkpoint_adds_the_dense_rows_the_pair_attack_and_the_exposed_members(released):
+    exp, _, _, root = released
+    dense = root / "dense.pth"
+    result = _audit(released, "pruned.pt", attacks=["conf", "lira"], dense_checkpoint=dense)
+    models = result.attacks.groupby("model")["attack"].apply(list).to_dict()
+    pair = ["dense+pruned"]
+    assert models == {"dense": ["conf", "lira"], "pair": pair, "pruned": ["conf", "lira"]}
+    dense_conf = result.attacks.query("model == 'dense' and attack == 'conf'")["auc"].iloc[0]
+    assert dense_conf == pytest.approx(exp.attack("conf", ORIGINAL).auc)
+    assert len(result.exposed) == 20 and (result.exposed["rise"].diff().dropna() <= 0).all()
+    members = set(exp.splits.victim.train.tolist())
+    assert set(result.exposed["sample"].tolist()) <= members
+    assert set(result.per_class["model"]) == {"pruned", "dense", "pair"}
+
+
+def test_a_members_file_leaves_out_the_reference_attacks_and_says_so(released):
+    exp, _, _, root = released
+    np.save(root / "members.npy", exp.splits.victim.train)
+    result = _audit(released, "pruned.pt", attacks=["conf", "lira"], members=root / "members.npy")
+    assert result.attacks["attack"].tolist() == ["conf"]
+    assert any("left out lira" in note for note in result.notes)
+    assert result.membership.startswith("members.npy (")
