@@ -37,6 +37,7 @@ import torch
 
 from miakit import cachetool, claims, collect, sweepcli, tables
 from miakit._util import close_progress_bars
+from miakit.audit import cli as audit_cli
 from miakit.config import ExperimentConfig, profile, profile_names
 from miakit.experiment import Experiment
 from miakit.export import check_attacks, export_signals
@@ -328,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cachetool.add_parser(sub, is_current=_is_current)
     sweepcli.add_parser(sub)
+    audit_cli.add_parser(sub)
     collect.add_parser(sub)
     collect.add_report_parser(sub)
     return parser

@@ -83,3 +83,35 @@ def test_a_members_file_leaves_out_the_reference_attacks_and_says_so(released):
     assert result.attacks["attack"].tolist() == ["conf"]
     assert any("left out lira" in note for note in result.notes)
     assert result.membership.startswith("members.npy (")
+
+
+def test_the_command_line_prints_the_strongest_attacks_and_writes_every_number(
+    released, capsys, monkeypatch
+):
+    import json
+
+    from miakit.cli import main
+
+    exp, _, store, root = released
+    monkeypatch.setenv("MIAKIT_CACHE", str(store.root))
+    base = ["audit", "--arch", exp.config.arch, "--dataset", exp.config.dataset]
+    base += ["--profile", "smoke", "--device", "cpu", "--quiet", "--attacks", "conf,samia"]
+    argv = [*base, "--checkpoint", str(root / "pruned.pt"), "--out", str(root / "out")]
+    argv += ["--pruner", exp.config.pruner, "--sparsity", str(exp.config.sparsity)]
+    assert main([*argv, "--dense-checkpoint", str(root / "dense.pth")]) == 0
+    out = capsys.readouterr().out
+    assert "  pruned: strongest attack" in out and "  pair: strongest attack dense+pruned" in out
+    doc = json.loads((root / "out" / "audit.json").read_text())
+    assert {r["model"] for r in doc["attacks"]} == {"pruned", "dense", "pair"}
+    assert len(doc["layers"]) > 0 and doc["sparsity"]["sparsity"] > 0.6
+    assert len(doc["exposed"]) == 20 and doc["format"] == "state_dict"
+
+    from miakit.models import build_model
+
+    other = build_model(exp.config.arch, num_classes=7, input_shape=exp.data.x.shape[1:])
+    torch.save(other.state_dict(), root / "seven.pt")
+    wrong = [*base, "--checkpoint", str(root / "seven.pt"), "--out", str(root / "bad")]
+    assert main(wrong) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"does not fit {exp.config.arch}" in err[0], err
+    assert "mis-shaped" in err[0] and not (root / "bad" / "audit.json").exists()
