@@ -74,6 +74,20 @@ def test_a_dense_checkpoint_adds_the_dense_rows_the_pair_attack_and_the_exposed_
     members = set(exp.splits.victim.train.tolist())
     assert set(result.exposed["sample"].tolist()) <= members
     assert set(result.per_class["model"]) == {"pruned", "dense", "pair"}
+    diff = result.differences
+    assert len(diff) == 8 and set(diff["versus"]) <= {
+        "pruned/conf",
+        "pruned/lira",
+        "dense/conf",
+        "dense/lira",
+    }
+    auc = diff[diff["metric"] == "auc"]
+    pair_auc = result.attacks.query("model == 'pair'")["auc"].iloc[0]
+    for _, row in auc.iterrows():
+        model, attack = row["versus"].split("/")
+        single = result.attacks.query("model == @model and attack == @attack")["auc"].iloc[0]
+        assert row["difference"] == pytest.approx(pair_auc - single)
+        assert row["low"] <= row["high"]
 
 
 def test_a_members_file_leaves_out_the_reference_attacks_and_says_so(released):

@@ -48,6 +48,7 @@ def to_json(result: AuditResult) -> dict[str, Any]:
         "attacks": _records(result.attacks),
         "per_class": _records(result.per_class),
         "exposed": _records(result.exposed),
+        "differences": _records(result.differences),
         "notes": list(result.notes),
     }
 
