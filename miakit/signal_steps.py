@@ -45,6 +45,22 @@ class SignalSteps(ModelSteps):
             raise ValueError(f"unknown sample set {samples!r}; use 'own', 'victim' or 'population'")
         return np.concatenate([s.train, s.test])
 
+    def sensitivity_of(self, model: torch.nn.Module, x: torch.Tensor, desc: str) -> torch.Tensor:
+        """SAMIA's per-class sensitivity of ``model`` on ``x`` with the config's ``m``,
+        ``eps`` and seed (PAPER.md, "SAMIA"): the one place the pipeline and the audit
+        compute it, so both give the same feature for the same model."""
+        c = self.config
+        return sensitivity(
+            model,
+            x,
+            m=c.sensitivity_m,
+            eps=c.sensitivity_eps,
+            seed=c.seed,
+            device=self.device,
+            progress=self.progress,
+            desc=desc,
+        )
+
     def signals(self, role: str, variant: Variant = ORIGINAL, samples: str = "own") -> AttackInputs:
         """Posteriors, logits, labels and sensitivity of a model on a sample set (cached).
 
@@ -57,7 +73,6 @@ class SignalSteps(ModelSteps):
         model, by the role's own split, for every sample set: a shadow's signals
         on the victim's samples are all OUT.
         """
-        c = self.config
         key = self._signals_key(role, variant, samples)
         idx = self._sample_set(role, samples)
         membership = np.isin(idx, self._split(role).train).astype(np.int64)
@@ -68,16 +83,7 @@ class SignalSteps(ModelSteps):
             out = logits(model, x, device=self.device)
             if samples != "own":
                 return {"logits": out}, {}
-            sens = sensitivity(
-                model,
-                x,
-                m=c.sensitivity_m,
-                eps=c.sensitivity_eps,
-                seed=c.seed,
-                device=self.device,
-                progress=self.progress,
-                desc=f"sensitivity {role} ({variant.label}, {samples})",
-            )
+            sens = self.sensitivity_of(model, x, f"sensitivity {role} ({variant.label}, {samples})")
             return {"logits": out, "sensitivity": sens}, {}
 
         with num_threads(self.threads):

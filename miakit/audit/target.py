@@ -17,7 +17,7 @@ from torch import nn
 
 from miakit.attacks import AttackInputs
 from miakit.audit.members import Membership
-from miakit.train import logits, sensitivity
+from miakit.train import logits
 
 if TYPE_CHECKING:
     from miakit.experiment import Experiment
@@ -27,21 +27,11 @@ __all__ = ["target_signals"]
 
 def target_signals(model: nn.Module, exp: Experiment, targets: Membership) -> AttackInputs:
     """The model's signals on ``targets`` (members first), with their membership."""
-    c = exp.config
     idx = targets.targets
     x = exp.data.x[torch.as_tensor(idx)]
     model = model.to(exp.device)
     out = logits(model, x, device=exp.device).double()
-    sens = sensitivity(
-        model,
-        x,
-        m=c.sensitivity_m,
-        eps=c.sensitivity_eps,
-        seed=c.seed,
-        device=exp.device,
-        progress=exp.progress,
-        desc="sensitivity of the audited model",
-    )
+    sens = exp.sensitivity_of(model, x, "sensitivity of the audited model")
     return AttackInputs(
         posteriors=out.softmax(1).numpy(),
         labels=exp.data.y[torch.as_tensor(idx)].numpy().astype(np.int64),
