@@ -328,9 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl.set_defaults(func=_claims)
 
     cachetool.add_parser(sub, is_current=_is_current)
-    sweepcli.add_parser(sub)
-    audit_cli.add_parser(sub)
-    collect.add_parser(sub)
+    for module in (sweepcli, audit_cli, collect):
+        module.add_parser(sub)
     collect.add_report_parser(sub)
     return parser
 
