@@ -75,19 +75,29 @@ def test_a_dense_checkpoint_adds_the_dense_rows_the_pair_attack_and_the_exposed_
     assert set(result.exposed["sample"].tolist()) <= members
     assert set(result.per_class["model"]) == {"pruned", "dense", "pair"}
     diff = result.differences
-    assert len(diff) == 8 and set(diff["versus"]) <= {
+    assert len(diff) == 12 and set(diff["versus"]) <= {
         "pruned/conf",
         "pruned/lira",
         "dense/conf",
         "dense/lira",
     }
+    best = result.strongest("pruned")["attack"]
+    assert diff["of"].value_counts().to_dict() == {"pair/dense+pruned": 8, f"pruned/{best}": 4}
     auc = diff[diff["metric"] == "auc"]
-    pair_auc = result.attacks.query("model == 'pair'")["auc"].iloc[0]
     for _, row in auc.iterrows():
-        model, attack = row["versus"].split("/")
-        single = result.attacks.query("model == @model and attack == @attack")["auc"].iloc[0]
-        assert row["difference"] == pytest.approx(pair_auc - single)
+        of, versus = (name.split("/") for name in (row["of"], row["versus"]))
+        a, b = (
+            result.attacks.query("model == @m and attack == @x")["auc"].iloc[0]
+            for m, x in (of, versus)
+        )
+        assert row["difference"] == pytest.approx(a - b)
         assert row["low"] <= row["high"]
+    change = result.class_change
+    assert set(change["attack"]) == {best} and change["change"].is_monotonic_decreasing
+    victim = exp.splits.victim
+    targets = (change["n_members"] + change["n_nonmembers"]).sum()
+    assert targets == len(victim.train) + len(victim.test)
+    assert (change["change"] == change["pruned_auc"] - change["dense_auc"]).all()
 
 
 def test_a_members_file_leaves_out_the_reference_attacks_and_says_so(released):

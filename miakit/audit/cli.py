@@ -1,7 +1,8 @@
 """``miakit audit``: the command line of :func:`miakit.audit.run.audit` (issue 15, item 1).
 
-It prints the strongest attack on each model in one line each and writes
-``<out>/audit.json`` with every number of the :class:`~miakit.audit.run.AuditResult`:
+It prints the strongest attack on each model in one line each, writes the report
+``<out>/report.html`` (:mod:`~miakit.audit.report`) and ``<out>/audit.json`` with every
+number of the :class:`~miakit.audit.run.AuditResult`:
 the model and data, the per-layer sparsity table, accuracies, every attack's metrics with
 intervals, realised FPRs and counts, per-class metrics, the exposed members and the
 notes.
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from miakit._util import atomic_write
+from miakit.audit.report import render_html
 from miakit.audit.run import AuditResult, audit
+from miakit.audit.summary import plain_summary
 
 __all__ = ["add_parser", "to_json"]
 
@@ -49,6 +53,8 @@ def to_json(result: AuditResult) -> dict[str, Any]:
         "per_class": _records(result.per_class),
         "exposed": _records(result.exposed),
         "differences": _records(result.differences),
+        "class_change": _records(result.class_change),
+        "summary": asdict(plain_summary(result)),
         "notes": list(result.notes),
     }
 
@@ -72,6 +78,7 @@ def _command(args: Any) -> int:
     out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(to_json(result), indent=1) + "\n"
     atomic_write(out / "audit.json", lambda tmp: tmp.write_text(text))
+    page = render_html(result, out / "report.html")
     print(
         f"audited {result.checkpoint} ({result.format}; {result.arch} on {result.dataset}; "
         f"sparsity {result.sparsity.sparsity:.3f}); held-out accuracy "
@@ -86,7 +93,7 @@ def _command(args: Any) -> int:
         )
     for note in result.notes:
         print(f"  note: {note}")
-    print(f"every number: {out / 'audit.json'}")
+    print(f"the report: {page}\nevery number: {out / 'audit.json'}")
     return 0
 
 
@@ -105,7 +112,7 @@ def add_parser(subparsers: Any) -> Any:
     sub.add_argument("--seed", type=int, help="the split seed (default the profile's)")
     sub.add_argument("--attacks", help="only these attacks, comma-separated")
     sub.add_argument("--device", default="auto")
-    sub.add_argument("--out", default="audit", help="folder for audit.json")
+    sub.add_argument("--out", default="audit", help="folder for report.html and audit.json")
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.set_defaults(func=_command)
     return sub

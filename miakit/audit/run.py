@@ -26,12 +26,12 @@ import pandas as pd
 
 from miakit.attacks import ATTACKS, AttackInputs, AttackScores
 from miakit.audit.checkpoints import LoadedWeights, load_weights
+from miakit.audit.compare import class_change, label, versus
 from miakit.audit.members import Membership, membership
 from miakit.audit.pair import PairAttack
 from miakit.audit.target import target_signals
 from miakit.experiment import Experiment, from_parameters
 from miakit.metrics import results_frame
-from miakit.metrics.intervals import INTERVAL_METRICS
 from miakit.models import build_model
 from miakit.prune.sparsity import SparsityReport, sparsity_report
 from miakit.tables import standard_errors, summarise
@@ -63,8 +63,12 @@ class AuditResult:
         exposed: with a dense checkpoint, the members whose score under the strongest
             single attack rose most from dense to pruned (top 20).
         differences: with a dense checkpoint, the pair attack minus the strongest attack
-            on each model alone, per metric, with a paired bootstrap 95% interval (the
-            same resampled targets for both).
+            on each model alone, and the strongest attack on the pruned model minus the
+            same attack on the dense one, per metric, with a paired bootstrap 95%
+            interval (the same resampled targets for both;
+            :func:`~miakit.audit.compare.versus`).
+        class_change: with a dense checkpoint, that attack's per-class AUC, pruned minus
+            dense, with intervals (:func:`~miakit.audit.compare.class_change`).
         notes: what the audit assumed or left out, in words.
     """
 
@@ -82,6 +86,7 @@ class AuditResult:
     roc: dict[str, tuple[np.ndarray, np.ndarray]]
     exposed: pd.DataFrame | None = None
     differences: pd.DataFrame | None = None
+    class_change: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
 
     def strongest(self, model: str = "pruned") -> pd.Series:
@@ -134,33 +139,6 @@ def _table(all_scores: list[AttackScores], seed: int) -> pd.DataFrame:
     errors = pd.DataFrame([standard_errors(s, seed=seed) for s in all_scores])
     frame = pd.concat([frame.reset_index(drop=True), errors], axis=1).assign(seed=seed)
     return summarise(frame).drop(columns="seeds")
-
-
-def _versus(pair: AttackScores, singles: list[AttackScores], seed: int) -> pd.DataFrame:
-    """The pair attack minus each single-model attack, with paired bootstrap intervals."""
-    rows = []
-    boot = pair.bootstrap(seed=seed)
-    point = pair.result()
-    for single in singles:
-        diff = boot - single.bootstrap(seed=seed)
-        base = single.result()
-        for j, metric in enumerate(INTERVAL_METRICS):
-            low, high = np.nanpercentile(diff[:, j], [2.5, 97.5])
-            rows.append(
-                {
-                    "versus": f"{single.columns['model']}/{single.attack}",
-                    "metric": metric,
-                    "difference": _metric(point, metric) - _metric(base, metric),
-                    "low": float(low),
-                    "high": float(high),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def _metric(result: Any, metric: str) -> float:
-    row = results_frame([result]).iloc[0]
-    return float(row[metric])
 
 
 def audit(
@@ -227,7 +205,7 @@ def audit(
             )
     inputs = target_signals(loaded.model, exp, targets)
     scores = _run(exp, names, variant, inputs, "pruned")
-    exposed = differences = None
+    exposed = differences = changed = None
     if dense_checkpoint is not None:
         dense_inputs = target_signals(load(dense_checkpoint).model, exp, targets)
         dense = _run(exp, names, ORIGINAL, dense_inputs, "dense")
@@ -240,7 +218,9 @@ def audit(
         member = np.flatnonzero(inputs.membership == 1)
         top = member[np.argsort(-rise[member], kind="stable")[:20]]
         dense_best = max(dense, key=lambda d: d.result().auc)
-        differences = _versus(scores[-1], [scores[best], dense_best], exp.config.seed)
+        pairs = [(scores[-1], scores[best]), (scores[-1], dense_best), (scores[best], dense[best])]
+        differences = versus(pairs, exp.config.seed)
+        changed = class_change(dense[best], scores[best], exp.config.seed)
         exposed = pd.DataFrame(
             {
                 "sample": inputs.sample_ids[top],
@@ -269,8 +249,9 @@ def audit(
         accuracy=_accuracy(inputs),
         attacks=table,
         per_class=pd.concat(per_class, ignore_index=True),
-        roc={f"{s.columns['model']}/{s.attack}": s.roc() for s in scores},
+        roc={label(s): s.roc() for s in scores},
         exposed=exposed,
         differences=differences,
+        class_change=changed,
         notes=notes,
     )
