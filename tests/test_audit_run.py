@@ -6,34 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from miakit.audit.run import audit
-from miakit.config import profile
-from miakit.experiment import Experiment
-from miakit.store import Store
-from miakit.variants import ORIGINAL, Variant
+from miakit.variants import ORIGINAL
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    """The smoke pipeline's victim, pruned (masked state_dict and safetensors) and dense."""
-    root = tmp_path_factory.mktemp("audit")
-    store = Store(root / "cache")
-    exp = Experiment(profile("smoke"), store=store, device="cpu")
-    variant = Variant(exp.config.pruner, exp.config.sparsity)
-    pruned = exp.model("victim", variant).model
-    torch.save(pruned.state_dict(), root / "pruned.pt")  # weight_orig + weight_mask
-    plain = {k: v.contiguous() for k, v in exp.model("victim", variant).model.state_dict().items()}
-    effective = {}
-    for key, value in plain.items():
-        if key.endswith("_mask"):
-            continue
-        name = key.removesuffix("_orig")
-        effective[name] = value * plain[name + "_mask"] if key.endswith("_orig") else value
-    save_file(effective, str(root / "pruned.safetensors"))
-    torch.save({"model": exp.model("victim", ORIGINAL).model.state_dict()}, root / "dense.pth")
-    return exp, variant, store, root
+def released(audit_release):
+    return audit_release
 
 
 def _audit(released, path, **options):
@@ -45,12 +25,23 @@ def _audit(released, path, **options):
     )  # fmt: skip
 
 
+FORMATS = {
+    "plain.pt": "state_dict",
+    "pruned.safetensors": "safetensors",
+    "trainer.ckpt": "state_dict in 'state_dict'",
+    "wrapped.pth": "state_dict in 'model'",
+}
+
+
 def test_the_audit_reproduces_the_pipeline_and_each_format_gives_the_same_numbers(released):
     exp, variant, _, root = released
     result = _audit(released, "pruned.pt", attacks=["conf", "samia"])
-    again = _audit(released, "pruned.safetensors", attacks=["conf", "samia"])
-    pd.testing.assert_frame_equal(result.attacks, again.attacks)
-    assert (result.format, again.format) == ("state_dict", "safetensors")
+    assert result.format == "state_dict"
+    for path, kind in FORMATS.items():
+        again = _audit(released, path, attacks=["conf", "samia"])
+        assert again.format == kind
+        pd.testing.assert_frame_equal(result.attacks, again.attacks)
+        pd.testing.assert_frame_equal(result.sparsity.layers, again.sparsity.layers)
     for name in ("conf", "samia"):
         row = result.attacks[result.attacks["attack"] == name].iloc[0]
         assert row["auc"] == pytest.approx(exp.attack(name, variant).auc)
@@ -129,6 +120,10 @@ def test_the_command_line_prints_the_strongest_attacks_and_writes_every_number(
     assert {r["model"] for r in doc["attacks"]} == {"pruned", "dense", "pair"}
     assert len(doc["layers"]) > 0 and doc["sparsity"]["sparsity"] > 0.6
     assert len(doc["exposed"]) == 20 and doc["format"] == "state_dict"
+    assert doc["summary"]["verdict"] and len(doc["class_change"]) == exp.data.num_classes
+    page = (root / "out" / "report.html").read_text()
+    assert f"the report: {root / 'out' / 'report.html'}" in out
+    assert doc["summary"]["verdict"].replace("'", "&#x27;") in page
 
     from miakit.models import build_model
 
@@ -139,3 +134,22 @@ def test_the_command_line_prints_the_strongest_attacks_and_writes_every_number(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"does not fit {exp.config.arch}" in err[0], err
     assert "mis-shaped" in err[0] and not (root / "bad" / "audit.json").exists()
+
+
+def test_a_checkpoint_whose_load_would_run_code_is_refused_and_runs_nothing(released, tmp_path):
+    import os
+    import pickle
+
+    from miakit.audit import CheckpointError
+
+    planted = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {planted}",))
+
+    with open(tmp_path / "evil.pt", "wb") as fh:
+        pickle.dump({"state_dict": Payload()}, fh)
+    with pytest.raises(CheckpointError, match="refused: loading it would build Python"):
+        _audit(released, tmp_path / "evil.pt", attacks=["conf"])
+    assert not planted.exists()
