@@ -14,6 +14,8 @@ interval excludes 0). Three are drawn from an audit with a dense checkpoint:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -64,15 +66,12 @@ def versus(pairs: list[tuple[AttackScores, AttackScores]], seed: int) -> pd.Data
 
 
 def _within(scores: AttackScores, keep: np.ndarray) -> AttackScores:
-    return AttackScores(
-        scores.attack,
-        scores.scores[keep],
-        scores.threshold,
-        None if scores.membership is None else scores.membership[keep],
-        scores.labels[keep],
-        None if scores.sample_ids is None else scores.sample_ids[keep],
-        scores.columns,
-    )
+    """The same scores on the samples ``keep`` selects."""
+    picked = {
+        name: None if getattr(scores, name) is None else getattr(scores, name)[keep]
+        for name in ("scores", "membership", "labels", "sample_ids")
+    }
+    return dataclasses.replace(scores, **picked)
 
 
 def class_change(dense: AttackScores, pruned: AttackScores, seed: int) -> pd.DataFrame:

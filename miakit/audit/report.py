@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ import pandas as pd
 from miakit import __version__
 from miakit._util import atomic_write
 from miakit.audit.summary import plain_summary
-from miakit.plots import FULL_WIDTH, PNG_DPI, attack_bars, roc_loglog, style_context
+from miakit.plots import FULL_WIDTH, attack_bars, png_bytes, roc_loglog, style_context
 from miakit.plots.names import display_name
 
 if TYPE_CHECKING:
@@ -69,12 +68,7 @@ img{max-width:100%;height:auto;display:block;margin:.6rem 0}
 
 
 def _png(fig: Figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 def _roc_figure(result: AuditResult) -> Figure:

@@ -17,6 +17,7 @@ file they are left out, and the result says so.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,16 +123,7 @@ def _run(
 
 
 def _tagged(scores: AttackScores, model: str, shadows: Variant) -> AttackScores:
-    columns = {"model": model, "shadows": shadows.label}
-    return AttackScores(
-        scores.attack,
-        scores.scores,
-        scores.threshold,
-        scores.membership,
-        scores.labels,
-        scores.sample_ids,
-        columns,
-    )
+    return dataclasses.replace(scores, columns={"model": model, "shadows": shadows.label})
 
 
 def _table(all_scores: list[AttackScores], seed: int) -> pd.DataFrame:

@@ -79,7 +79,7 @@ from miakit.plots.divergence import class_gap_bars, divergence_histograms
 from miakit.plots.finetune import finetune_lines
 from miakit.plots.names import ARCH_NAMES, readable, setting_text
 from miakit.plots.roc import roc_loglog
-from miakit.plots.save import figures_root, save_figure, save_table
+from miakit.plots.save import figures_root, png_bytes, save_figure, save_table
 from miakit.plots.sweeps import metric_lines, privacy_utility
 
 __all__ = [
@@ -119,6 +119,7 @@ __all__ = [
     "privacy_utility",
     "readable",
     "roc_loglog",
+    "png_bytes",
     "save_figure",
     "save_table",
     "series_styles",

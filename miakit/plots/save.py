@@ -8,6 +8,7 @@ nothing changed (DESIGN.md, "Shape"). Files are written atomically through
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Callable
@@ -156,12 +157,7 @@ def save_figure(
     name = _check_name(name)
     folder = _output_dir(profile, root)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    width, height = fig.get_size_inches()
-    if min(abs(width - w) for w in WIDTHS) > 1e-6:
-        fig.set_size_inches(figure_width(width), height)
-    common: dict[str, Any] = {"facecolor": "white", "edgecolor": "none"}
-    if fig.get_layout_engine() is None:  # nothing lays it out: trim to its contents instead
-        common.update(bbox_inches="tight", pad_inches=0.02)
+    common = _fitted(fig)
     try:
         with style_context():
             _write(
@@ -177,6 +173,29 @@ def save_figure(
     finally:
         plt.close(fig)
     return paths
+
+
+def _fitted(fig: Figure) -> dict[str, Any]:
+    """Resize ``fig`` to a column or the page wide; the ``savefig`` options every file shares."""
+    width, height = fig.get_size_inches()
+    if min(abs(width - w) for w in WIDTHS) > 1e-6:
+        fig.set_size_inches(figure_width(width), height)
+    common: dict[str, Any] = {"facecolor": "white", "edgecolor": "none"}
+    if fig.get_layout_engine() is None:  # nothing lays it out: trim to its contents instead
+        common.update(bbox_inches="tight", pad_inches=0.02)
+    return common
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as the PNG :func:`save_figure` would write (same width, DPI, metadata,
+    so the same bytes), for embedding in a page; the figure is closed."""
+    buffer = io.BytesIO()
+    try:
+        with style_context():
+            fig.savefig(buffer, format="png", dpi=PNG_DPI, metadata=_PNG_METADATA, **_fitted(fig))
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def save_table(
